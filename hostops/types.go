@@ -1,0 +1,74 @@
+package hostops
+
+import (
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/keyhole-dev/keyhole/audit"
+	"github.com/keyhole-dev/keyhole/authz"
+)
+
+// Error kinds, as scripts and clients see them.
+const (
+	KindAccessDenied    = "ACCESS_DENIED"
+	KindNotFound        = "NOT_FOUND"
+	KindInvalidArgument = "INVALID_ARGUMENT"
+	KindIOError         = "IO_ERROR"
+	KindLimitExceeded   = "LIMIT_EXCEEDED"
+)
+
+// Error is the error every Host operation returns. Message is written for
+// the script's author and never holds file contents.
+type Error struct {
+	Kind     string
+	Message  string
+	Action   string
+	Resource string
+	Policies []string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Kind, e.Message) }
+
+// Decider answers authorization requests; *authz.PolicySet is one.
+type Decider interface {
+	Decide(authz.Request) authz.Decision
+}
+
+// Host performs host operations for one session. Every operation pins the
+// object, authorizes the pinned object's real path with Policy, writes one
+// decision event to Audit, and only then acts through the pinned descriptor.
+// A Host is safe for concurrent use once built; its fields must not change.
+type Host struct {
+	Policy    Decider
+	Principal authz.Principal
+	// Context holds the session's request context; Now is set per
+	// operation from Clock.
+	Context authz.Context
+	Audit   audit.Sink
+	// Event is the template of each decision event: session, user, role,
+	// source, fingerprint, transport and script hash are copied from it.
+	Event audit.Event
+	// Clock returns the time for context.now and audit lines; nil means
+	// time.Now.
+	Clock func() time.Time
+}
+
+// Entry is one directory entry returned by List.
+type Entry struct {
+	Name string
+	Type string // "file", "dir", "symlink", "other"
+	Size int64
+}
+
+// Info describes a file, as returned by Stat.
+type Info struct {
+	Path    string // canonical path of the pinned object
+	Type    string // "file", "dir", "symlink", "fifo", "socket", "device", "other"
+	Size    int64
+	Mode    fs.FileMode // permission bits only
+	UID     int64
+	GID     int64
+	Nlink   int64
+	ModTime time.Time
+}
