@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// config is the TOML configuration of "keyhole serve" (DESIGN.md,
+// "Configuration"). Relative paths are relative to the config file.
+type config struct {
+	Listen            string       `toml:"listen"`
+	HostKey           string       `toml:"host_key"`
+	TrustedUserCAKeys string       `toml:"trusted_user_ca_keys"`
+	PolicyDir         string       `toml:"policy_dir"`
+	AuditLog          string       `toml:"audit_log"`
+	Limits            limitsConfig `toml:"limits"`
+}
+
+type limitsConfig struct {
+	MaxSteps    int64    `toml:"max_steps"`
+	MaxWall     duration `toml:"max_wall"`
+	MaxOutput   size     `toml:"max_output"`
+	LoginGrace  duration `toml:"login_grace"`
+	IdleTimeout duration `toml:"idle_timeout"`
+}
+
+// duration is a Go duration string in TOML.
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (want e.g. \"5s\", \"10m\")", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q must not be negative", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// size is a byte count: an integer, or a string with a unit ("512MiB").
+type size struct{ Bytes int64 }
+
+func (s *size) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case int64:
+		if x < 0 {
+			return fmt.Errorf("size %d must not be negative", x)
+		}
+		s.Bytes = x
+		return nil
+	case string:
+		n, err := parseSize(x)
+		if err != nil {
+			return err
+		}
+		s.Bytes = n
+		return nil
+	}
+	return fmt.Errorf("size must be an integer or a string like \"512MiB\", got %T", v)
+}
+
+func parseSize(str string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000_000}, {"GB", 1000_000_000}, {"B", 1}}
+	t := strings.TrimSpace(str)
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			mult = u.mult
+			t = strings.TrimSpace(strings.TrimSuffix(t, u.suffix))
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size %q (want e.g. 1048576 or \"512MiB\")", str)
+	}
+	return n * mult, nil
+}
+
+// loadConfig reads and checks the config file at path.
+func loadConfig(path string) (*config, error) {
+	var c config
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	var missing []string
+	for _, f := range []struct{ name, v string }{
+		{"listen", c.Listen}, {"host_key", c.HostKey}, {"trusted_user_ca_keys", c.TrustedUserCAKeys},
+		{"policy_dir", c.PolicyDir}, {"audit_log", c.AuditLog},
+	} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("config %s: missing required key %s", path, strings.Join(missing, ", "))
+	}
+	if c.Limits.MaxSteps < 0 {
+		return nil, errors.New("config: limits.max_steps must not be negative")
+	}
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&c.HostKey, &c.TrustedUserCAKeys, &c.PolicyDir, &c.AuditLog} {
+		if *p != "-" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	return &c, nil
+}

@@ -1,0 +1,109 @@
+// Command keyhole is an SSH server whose sessions run Starlark scripts under
+// Cedar policy, and the tools around it.
+//
+// Messages rule: everything the CLI says to a person goes to stderr as
+// "keyhole: error: …", optionally followed by "keyhole: hint: …", in lower
+// case without a trailing period. Only requested output goes to stdout.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage: keyhole <command> [flags]
+
+commands:
+  serve --config FILE   run the SSH server
+  dev                   run a throwaway server with an example policy, no set-up
+  version               print the version
+
+run "keyhole <command> --help" for a command's flags
+`
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// usageError is an error caused by how the command was called; it exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(args[1:], stderr)
+	case "dev":
+		err = cmdDev(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "keyhole", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = &usageError{fmt.Sprintf("unknown command %q", args[0])}
+	}
+	return report(err, stderr)
+}
+
+// report prints err by the messages rule and returns the exit status.
+func report(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "keyhole: error: %v\n", err)
+	var h *hinted
+	if errors.As(err, &h) {
+		fmt.Fprintf(stderr, "keyhole: hint: %s\n", h.hint)
+	}
+	var u *usageError
+	if errors.As(err, &u) {
+		fmt.Fprintln(stderr, `keyhole: hint: run "keyhole help" for usage`)
+		return 2
+	}
+	return 1
+}
+
+// hinted is an error with advice for the person reading it.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h *hinted) Error() string { return h.err.Error() }
+func (h *hinted) Unwrap() error { return h.err }
+
+// newFlagSet makes a flag set that prints its usage to stderr and returns
+// errors instead of exiting.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: keyhole %s\n\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, turning flag errors into usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}

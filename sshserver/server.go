@@ -1,0 +1,264 @@
+package sshserver
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	gliderssh "github.com/gliderlabs/ssh"
+	"github.com/sirupsen/logrus"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/keyhole-dev/keyhole/audit"
+	"github.com/keyhole-dev/keyhole/authz"
+	"github.com/keyhole-dev/keyhole/keys"
+)
+
+// Limits bound what one session may use.
+type Limits struct {
+	MaxSteps    uint64
+	MaxWall     time.Duration
+	MaxOutput   int64
+	MaxScript   int64         // bytes of script read from a subsystem's stdin
+	LoginGrace  time.Duration // time to authenticate; 0 means 30s
+	IdleTimeout time.Duration // 0 means none
+}
+
+// DefaultMaxScript is the default cap on a script read from stdin.
+const DefaultMaxScript = 1 << 20
+
+// Authenticator decides whether a key may log in; *keys.CertRules is one.
+type Authenticator interface {
+	Check(key gossh.PublicKey, login string, source net.Addr) (*keys.Identity, error)
+}
+
+// PolicySource returns the policy set a new session should use.
+type PolicySource interface {
+	Current() *authz.PolicySet
+}
+
+// Config is what a Server needs. All fields but Log are required.
+type Config struct {
+	HostSigners []gossh.Signer
+	Auth        Authenticator
+	Policy      PolicySource
+	Audit       audit.Sink
+	Log         logrus.FieldLogger // server log; nil discards
+	Limits      Limits
+	Clock       func() time.Time // nil means time.Now
+}
+
+// Server is a keyhole SSH server.
+type Server struct {
+	cfg Config
+	srv *gliderssh.Server
+
+	mu       sync.Mutex
+	sessions sync.WaitGroup
+}
+
+// identityKey is the ExtraData key under which the authenticating key's
+// identity is stored in its Permissions.
+type identityKey struct{}
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if len(cfg.HostSigners) == 0 {
+		return nil, errors.New("sshserver: no host key")
+	}
+	if cfg.Auth == nil || cfg.Policy == nil || cfg.Audit == nil {
+		return nil, errors.New("sshserver: auth, policy and audit are required")
+	}
+	if cfg.Log == nil {
+		l := logrus.New()
+		l.Out = discard{}
+		cfg.Log = l
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Limits.MaxScript == 0 {
+		cfg.Limits.MaxScript = DefaultMaxScript
+	}
+	if cfg.Limits.LoginGrace == 0 {
+		cfg.Limits.LoginGrace = 30 * time.Second
+	}
+	s := &Server{cfg: cfg}
+	signers := make([]gliderssh.Signer, len(cfg.HostSigners))
+	for i, hs := range cfg.HostSigners {
+		signers[i] = hs
+	}
+	s.srv = &gliderssh.Server{
+		HostSigners:          signers,
+		Version:              "keyhole",
+		IdleTimeout:          cfg.Limits.IdleTimeout,
+		ServerConfigCallback: s.serverConfig,
+		// Refusing keyboard-interactive keeps gliderlabs from turning on
+		// NoClientAuth; public keys are checked by serverConfig's callback.
+		KeyboardInteractiveHandler: func(gliderssh.Context, gossh.KeyboardInteractiveChallenge) bool { return false },
+		ConnCallback:               s.connCallback,
+		ChannelHandlers: map[string]gliderssh.ChannelHandler{
+			"session": s.handleSession,
+			"default": s.refuseChannel,
+		},
+		RequestHandlers: map[string]gliderssh.RequestHandler{
+			"default": s.refuseGlobal,
+		},
+		SubsystemHandlers: map[string]gliderssh.SubsystemHandler{},
+		Handler:           func(gliderssh.Session) {},
+	}
+	return s, nil
+}
+
+// Serve accepts connections on l until Close.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.srv.Serve(l)
+	if errors.Is(err, gliderssh.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops the listener and closes every connection, then waits for the
+// sessions' final audit lines.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	s.sessions.Wait()
+	return err
+}
+
+func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
+	cfg := &gossh.ServerConfig{PublicKeyCallback: s.publicKey}
+	if c, ok := ctx.Value(graceKey{}).(*graceConn); ok {
+		cfg.AuthLogCallback = func(_ gossh.ConnMetadata, method string, err error) {
+			if err == nil && method != "none" {
+				c.authenticated()
+			}
+		}
+	}
+	return cfg
+}
+
+// publicKey authenticates one key. The Permissions it returns are fresh for
+// each key, so the identity attached to the connection is that of the key
+// whose signature was verified.
+func (s *Server) publicKey(conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+	id, err := s.cfg.Auth.Check(key, conn.User(), conn.RemoteAddr())
+	if err != nil {
+		reason := err.Error()
+		var re *keys.RefusedError
+		if errors.As(err, &re) {
+			reason = re.Reason
+			if re.Detail != "" {
+				reason += ": " + re.Detail
+			}
+		}
+		s.cfg.Audit.Log(audit.Event{
+			Time:        s.cfg.Clock(),
+			Event:       audit.AuthRefused,
+			Role:        conn.User(),
+			Source:      hostOf(conn.RemoteAddr()),
+			Fingerprint: userKeyFingerprint(key),
+			Reason:      reason,
+		})
+		return nil, errors.New("permission denied")
+	}
+	perms := &gossh.Permissions{ExtraData: map[any]any{identityKey{}: id}}
+	if cert, ok := key.(*gossh.Certificate); ok && len(cert.CriticalOptions) > 0 {
+		// x/crypto enforces source-address again from these.
+		perms.CriticalOptions = map[string]string{}
+		for k, v := range cert.CriticalOptions {
+			perms.CriticalOptions[k] = v
+		}
+	}
+	return perms, nil
+}
+
+func userKeyFingerprint(key gossh.PublicKey) string {
+	if cert, ok := key.(*gossh.Certificate); ok {
+		return gossh.FingerprintSHA256(cert.Key)
+	}
+	return gossh.FingerprintSHA256(key)
+}
+
+// identityOf returns the identity of an authenticated connection.
+func identityOf(conn *gossh.ServerConn) (*keys.Identity, bool) {
+	if conn == nil || conn.Permissions == nil {
+		return nil, false
+	}
+	id, ok := conn.Permissions.ExtraData[identityKey{}].(*keys.Identity)
+	return id, ok && id != nil
+}
+
+func (s *Server) connCallback(ctx gliderssh.Context, c net.Conn) net.Conn {
+	g := newGraceConn(quickAckConn(c), s.cfg.Limits.LoginGrace, func() {
+		s.cfg.Audit.Log(audit.Event{Time: s.cfg.Clock(), Event: audit.AuthRefused,
+			Source: hostOf(c.RemoteAddr()), Reason: "login grace time exceeded"})
+	})
+	ctx.SetValue(graceKey{}, g)
+	return g
+}
+
+func (s *Server) refuseChannel(_ *gliderssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, _ gliderssh.Context) {
+	s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel " + nc.ChannelType(), Reason: "channel type not allowed"})
+	_ = nc.Reject(gossh.Prohibited, "keyhole: channel type not allowed")
+}
+
+func (s *Server) refuseGlobal(ctx gliderssh.Context, _ *gliderssh.Server, req *gossh.Request) (bool, []byte) {
+	if req.Type == "keepalive@openssh.com" {
+		return false, nil // liveness probe, not a request for anything
+	}
+	conn, _ := ctx.Value(gliderssh.ContextKeyConn).(*gossh.ServerConn)
+	s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: req.Type, Reason: "global request not allowed"})
+	return false, nil
+}
+
+// auditConn logs e with the connection's identity filled in.
+func (s *Server) auditConn(conn *gossh.ServerConn, e audit.Event) {
+	e.Time = s.cfg.Clock()
+	if conn != nil {
+		e.Source = hostOf(conn.RemoteAddr())
+		e.Role = conn.User()
+		if id, ok := identityOf(conn); ok {
+			e.User = id.UserID
+			e.Role = id.Role
+			e.Fingerprint = id.Fingerprint
+		}
+	}
+	s.cfg.Audit.Log(e)
+}
+
+func hostOf(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		return tcp.IP.String()
+	}
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+func addrOf(a net.Addr) netip.Addr {
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(tcp.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+func newSessionID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("sshserver: random: %v", err))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

@@ -1,0 +1,242 @@
+package sshserver
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	gliderssh "github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/keyhole-dev/keyhole/audit"
+	"github.com/keyhole-dev/keyhole/authz"
+	"github.com/keyhole-dev/keyhole/hostops"
+	"github.com/keyhole-dev/keyhole/keys"
+	"github.com/keyhole-dev/keyhole/starlarkrt"
+)
+
+// session is one "session" channel. Its fields are owned by the goroutine
+// reading the channel's requests until a script starts; after that, only
+// by the script's goroutine.
+type session struct {
+	s      *Server
+	conn   *gossh.ServerConn
+	ch     gossh.Channel
+	id     *keys.Identity
+	sid    string
+	policy *authz.PolicySet
+	base   audit.Event // identity fields of every audit line of the session
+	pty    bool
+}
+
+func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx gliderssh.Context) {
+	id, ok := identityOf(conn)
+	if !ok {
+		_ = nc.Reject(gossh.Prohibited, "keyhole: not authenticated")
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return
+	}
+	s.sessions.Add(1)
+	defer s.sessions.Done()
+	ss := &session{
+		s:      s,
+		conn:   conn,
+		ch:     ch,
+		id:     id,
+		sid:    newSessionID(),
+		policy: s.cfg.Policy.Current(),
+	}
+	ss.base = audit.Event{
+		Session:       ss.sid,
+		User:          id.UserID,
+		Role:          id.Role,
+		Source:        hostOf(conn.RemoteAddr()),
+		Fingerprint:   id.Fingerprint,
+		PolicyVersion: ss.policy.Version(),
+	}
+	ss.log(audit.Event{Event: audit.SessionStart})
+	exit := ss.serve(ctx, reqs)
+	end := audit.Event{Event: audit.SessionEnd}
+	if exit >= 0 {
+		end.Exit = audit.Int(exit)
+	}
+	ss.log(end)
+}
+
+func (ss *session) log(e audit.Event) {
+	b := ss.base
+	b.Time = ss.s.cfg.Clock()
+	b.Event = e.Event
+	b.Request = e.Request
+	b.Reason = e.Reason
+	b.Exit = e.Exit
+	b.Transport = e.Transport
+	b.ScriptSHA256 = e.ScriptSHA256
+	ss.s.cfg.Audit.Log(b)
+}
+
+// serve answers the channel's requests until a script has run or the
+// channel closes. It returns the script's exit status, or -1 if none ran.
+func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
+	defer ss.ch.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan int, 1)
+	started := false
+	for {
+		select {
+		case req, ok := <-reqs:
+			if !ok {
+				// The client closed the channel: stop the script, if any.
+				cancel()
+				if started {
+					return <-done
+				}
+				return -1
+			}
+			if started {
+				ss.refuse(req, "a script is already running in this session")
+				continue
+			}
+			switch req.Type {
+			case "pty-req":
+				ss.pty = true
+				ss.log(audit.Event{Event: audit.RequestGranted, Request: req.Type, Reason: "acknowledged without a terminal"})
+				_ = req.Reply(true, nil)
+			case "window-change":
+				if ss.pty {
+					_ = req.Reply(true, nil) // part of the acknowledged pty
+				} else {
+					ss.refuse(req, "no terminal")
+				}
+			case "exec":
+				var p struct{ Command string }
+				if err := gossh.Unmarshal(req.Payload, &p); err != nil {
+					ss.refuse(req, "malformed exec request")
+					continue
+				}
+				_ = req.Reply(true, nil)
+				started = true
+				go func() { done <- ss.runScript(ctx, p.Command) }()
+			case "subsystem":
+				var p struct{ Name string }
+				if err := gossh.Unmarshal(req.Payload, &p); err != nil {
+					ss.refuse(req, "malformed subsystem request")
+					continue
+				}
+				if p.Name != "starlark" {
+					ss.refuse(req, fmt.Sprintf("subsystem %q not available", p.Name))
+					continue
+				}
+				_ = req.Reply(true, nil)
+				started = true
+				go func() { done <- ss.runStdin(ctx) }()
+			default:
+				ss.refuse(req, "request type not allowed")
+			}
+		case exit := <-done:
+			return exit
+		}
+	}
+}
+
+func (ss *session) refuse(req *gossh.Request, reason string) {
+	ss.log(audit.Event{Event: audit.RequestRefused, Request: req.Type, Reason: reason})
+	if req.WantReply {
+		_ = req.Reply(false, nil)
+	}
+}
+
+// runStdin reads a script from the channel until EOF and runs it.
+func (ss *session) runStdin(ctx context.Context) int {
+	max := ss.s.cfg.Limits.MaxScript
+	src, err := io.ReadAll(io.LimitReader(ss.ch, max+1))
+	if err != nil {
+		return ss.finish(&starlarkrt.Result{Exit: starlarkrt.ExitInternal,
+			Err: &starlarkrt.Error{Kind: starlarkrt.KindInternal, Message: "reading script: " + err.Error()}})
+	}
+	if int64(len(src)) > max {
+		return ss.finish(&starlarkrt.Result{Exit: starlarkrt.ExitLimitExceeded,
+			Err: &starlarkrt.Error{Kind: hostops.KindLimitExceeded, Message: fmt.Sprintf("script larger than %d bytes", max)}})
+	}
+	return ss.runScript(ctx, string(src))
+}
+
+// runScript runs src and reports its end to the client.
+func (ss *session) runScript(ctx context.Context, src string) int {
+	sum := starlarkrt.ScriptSHA256(src)
+	ss.base.ScriptSHA256 = sum
+	ss.base.Transport = "script"
+	if int64(len(src)) > ss.s.cfg.Limits.MaxScript {
+		return ss.finish(&starlarkrt.Result{Exit: starlarkrt.ExitLimitExceeded,
+			Err: &starlarkrt.Error{Kind: hostops.KindLimitExceeded, Message: fmt.Sprintf("script larger than %d bytes", ss.s.cfg.Limits.MaxScript)}})
+	}
+	host := &hostops.Host{
+		Policy: ss.policy,
+		Principal: authz.Principal{
+			UserID:      ss.id.UserID,
+			Role:        ss.id.Role,
+			Principals:  ss.id.Principals,
+			Serial:      ss.id.Serial,
+			Fingerprint: ss.id.Fingerprint,
+			Auth:        ss.id.Auth,
+		},
+		Context: authz.Context{
+			SourceIP:     addrOf(ss.conn.RemoteAddr()),
+			SessionID:    ss.sid,
+			ScriptSHA256: sum,
+			Transport:    "script",
+		},
+		Audit: ss.s.cfg.Audit,
+		Event: ss.base,
+		Clock: ss.s.cfg.Clock,
+	}
+	var out io.Writer = ss.ch
+	if ss.pty {
+		out = &crlfWriter{w: ss.ch}
+	}
+	res := starlarkrt.Run(ctx, "script", src, starlarkrt.Options{
+		Host:      host,
+		Stdout:    out,
+		MaxSteps:  ss.s.cfg.Limits.MaxSteps,
+		MaxWall:   ss.s.cfg.Limits.MaxWall,
+		MaxOutput: ss.s.cfg.Limits.MaxOutput,
+	})
+	return ss.finish(&res)
+}
+
+// finish writes the error line, the exit status, and closes the channel.
+func (ss *session) finish(res *starlarkrt.Result) int {
+	if res.Err != nil {
+		line := res.Err.Kind + ": " + res.Err.Message + "\n"
+		if ss.pty {
+			line = string(crlf([]byte(line)))
+		}
+		_, _ = io.WriteString(ss.ch.Stderr(), line)
+	}
+	_, _ = ss.ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{uint32(res.Exit)}))
+	_ = ss.ch.CloseWrite()
+	return res.Exit
+}
+
+// crlfWriter turns "\n" into "\r\n", as a terminal would.
+type crlfWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (c *crlfWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.w.Write(crlf(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func crlf(p []byte) []byte { return bytes.ReplaceAll(p, []byte("\n"), []byte("\r\n")) }
