@@ -73,8 +73,8 @@ func TestStockSSHScripts(t *testing.T) {
 	}{
 		{
 			name: "allowed-read", login: "logs",
-			script:        fmt.Sprintf(`print(fs.read(%q), end="")`, sb+"/logs/app.log"),
-			wantStdout:    "line one\nline two\n",
+			script:        fmt.Sprintf(`print(fs.read(%q))`, sb+"/logs/app.log"),
+			wantStdout:    "line one\nline two\n\n",
 			wantDecisions: []string{"read " + sb + "/logs/app.log allow"},
 		},
 		{
@@ -107,8 +107,8 @@ func TestStockSSHScripts(t *testing.T) {
 		},
 		{
 			name: "symlink-from-elsewhere-to-allowed", login: "logs",
-			script:        fmt.Sprintf(`print(fs.read(%q), end="")`, sb+"/other/app-link"),
-			wantStdout:    "line one\nline two\n",
+			script:        fmt.Sprintf(`print(fs.read(%q))`, sb+"/other/app-link"),
+			wantStdout:    "line one\nline two\n\n",
 			wantDecisions: []string{"read " + sb + "/logs/app.log allow"},
 		},
 		{

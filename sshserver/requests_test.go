@@ -1,8 +1,9 @@
 package sshserver_test
 
 import (
+	"bytes"
 	"fmt"
-	"net"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -182,9 +183,6 @@ func TestStockSSHAuthRefused(t *testing.T) {
 		{"source-address", "logs", "source address", func(key string) string {
 			return testenv.Cert(t, e.CA, key+".pub", "agent-7", "logs", "-V", "-5m:+1h", "-O", "source-address=10.9.9.0/24")
 		}},
-		{"host-certificate", "logs", "host certificate", func(key string) string {
-			return testenv.Cert(t, e.CA, key+".pub", "agent-7", "logs", "-V", "-5m:+1h", "-h")
-		}},
 		{"plain-key", "logs", "not a certificate", func(string) string { return "" }},
 	}
 	for i, tc := range tests {
@@ -279,33 +277,67 @@ func TestOutputLimit(t *testing.T) {
 	}
 }
 
+// runSubsystem opens a session channel, asks for subsystem name, sends
+// stdin and returns stdout, stderr and the exit status.
+func runSubsystem(t *testing.T, c *gossh.Client, name, stdin string) (string, string, int) {
+	t.Helper()
+	ch, reqs, err := c.OpenChannel("session", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	ok, err := ch.SendRequest("subsystem", true, gossh.Marshal(struct{ Name string }{name}))
+	if err != nil || !ok {
+		t.Fatalf("subsystem %s refused: %v", name, err)
+	}
+	exit := make(chan int, 1)
+	go func() {
+		code := -1
+		for r := range reqs {
+			if r.Type == "exit-status" && len(r.Payload) == 4 {
+				code = int(r.Payload[3]) | int(r.Payload[2])<<8
+			}
+		}
+		exit <- code
+	}()
+	if _, err := io.WriteString(ch, stdin); err != nil {
+		t.Fatal(err)
+	}
+	ch.CloseWrite()
+	var stdout, stderr bytes.Buffer
+	done := make(chan struct{})
+	go func() { io.Copy(&stderr, ch.Stderr()); close(done) }()
+	io.Copy(&stdout, ch)
+	<-done
+	ch.Close()
+	return stdout.String(), stderr.String(), <-exit
+}
+
 func TestSubsystemStarlark(t *testing.T) {
 	e := startEnv(t, sshserver.Limits{MaxScript: 4096})
 	c := dial(t, e, "logs")
-	run := func(script string) (string, string, error) {
-		s, err := c.NewSession()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		var stdout, stderr strings.Builder
-		s.Stdout, s.Stderr = &stdout, &stderr
-		s.Stdin = strings.NewReader(script)
-		if err := s.RequestSubsystem("starlark"); err != nil {
-			t.Fatal(err)
-		}
-		err = s.Wait()
-		return stdout.String(), stderr.String(), err
+	out, stderr, code := runSubsystem(t, c, "starlark", fmt.Sprintf("print(len(fs.read(%q)))\n", e.Sandbox+"/logs/app.log"))
+	if code != 0 || out != "18\n" {
+		t.Errorf("subsystem: exit %d stdout %q stderr %q", code, out, stderr)
 	}
-	out, _, err := run(fmt.Sprintf("print(len(fs.read(%q)))\n", e.Sandbox+"/logs/app.log"))
-	if err != nil || out != "18\n" {
-		t.Errorf("subsystem: %q %v", out, err)
+	_, stderr, code = runSubsystem(t, c, "starlark", strings.Repeat("#", 5000))
+	if code != 124 || !strings.Contains(stderr, "script larger than") {
+		t.Errorf("oversized script: exit %d stderr %q", code, stderr)
 	}
-	_, stderr, err := run(strings.Repeat("#", 5000))
-	var ee *gossh.ExitError
-	if !asExit(err, &ee) || ee.ExitStatus() != 124 || !strings.Contains(stderr, "script larger than") {
-		t.Errorf("oversized script: %v %q", err, stderr)
+	stillServes(t, e)
+}
+
+func TestHostCertificateRefused(t *testing.T) {
+	e := startEnv(t, sshserver.Limits{})
+	key := testenv.NewKey(t, e.Dir, "hostish")
+	cert := testenv.Cert(t, e.CA, key+".pub", "agent-7", "logs", "-V", "-5m:+1h", "-h")
+	if c, err := gossh.Dial("tcp", e.Addr, e.ClientConfig("logs", testenv.CertSigner(t, key, cert))); err == nil {
+		c.Close()
+		t.Fatal("host certificate accepted as a user certificate")
 	}
+	e.WaitAudit(t, func(ev map[string]any) bool {
+		return ev["event"] == "auth.refused" && strings.HasPrefix(fmt.Sprint(ev["reason"]), "host certificate")
+	})
 }
 
 // TestOneScriptPerSession checks that a second exec on a session is refused.
@@ -367,5 +399,3 @@ func asExit(err error, target **gossh.ExitError) bool {
 	}
 	return ok
 }
-
-var _ net.Conn

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -32,7 +33,7 @@ forbid (
 );
 `
 
-func cmdDev(args []string, stdout, stderr io.Writer) error {
+func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("dev", "dev [--listen ADDR] [--keep]", stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "loopback `address` to listen on")
 	keep := fs.Bool("keep", false, "keep the throwaway directory when stopping")
@@ -71,7 +72,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprint(stdout, env.instructions(srv.addr()))
-	err = srv.wait(func() { fmt.Fprintln(stderr, "keyhole: stopping") })
+	err = srv.wait(ctx, func() { fmt.Fprintln(stderr, "keyhole: stopping") })
 	srv.close()
 	cleanup()
 	if *keep {

@@ -7,11 +7,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 const usage = `usage: keyhole <command> [flags]
@@ -27,14 +30,21 @@ run "keyhole <command> --help" for a command's flags
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(mainExit()) }
+
+func mainExit() int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
 
 // usageError is an error caused by how the command was called; it exits 2.
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// run runs the command args; a server runs until ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -42,9 +52,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "serve":
-		err = cmdServe(args[1:], stderr)
+		err = cmdServe(ctx, args[1:], stderr)
 	case "dev":
-		err = cmdDev(args[1:], stdout, stderr)
+		err = cmdDev(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "keyhole", version)
 	case "help", "-h", "--help":

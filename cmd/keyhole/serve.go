@@ -1,13 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/sirupsen/logrus"
 	gossh "golang.org/x/crypto/ssh"
@@ -18,7 +17,7 @@ import (
 	"github.com/keyhole-dev/keyhole/sshserver"
 )
 
-func cmdServe(args []string, stderr io.Writer) error {
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("serve", "serve --config FILE", stderr)
 	cfgPath := fs.String("config", "", "TOML configuration `file` (required)")
 	addrFile := fs.String("addr-file", "", "write the listening address to this `file` once listening")
@@ -43,7 +42,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stderr, "keyhole: listening on %s\n", srv.addr())
-	return srv.wait(nil)
+	return srv.wait(ctx, nil)
 }
 
 // policyHolder is the current policy set, swapped whole.
@@ -63,16 +62,13 @@ type running struct {
 
 func (r *running) addr() string { return r.ln.Addr().String() }
 
-// wait blocks until the server fails or a signal asks it to stop, then
-// calls onStop (if any) and returns.
-func (r *running) wait(onStop func()) error {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
+// wait blocks until the server fails or ctx ends, then calls onStop (if
+// any) and returns.
+func (r *running) wait(ctx context.Context, onStop func()) error {
 	select {
 	case err := <-r.errc:
 		return err
-	case <-sigs:
+	case <-ctx.Done():
 		if onStop != nil {
 			onStop()
 		}
@@ -87,17 +83,19 @@ func (r *running) close() {
 
 // startServer loads everything cfg names and starts listening.
 func startServer(cfg *config, stderr io.Writer) (*running, error) {
-	hostKey, err := keys.LoadOrCreateHostKey(cfg.HostKey)
-	if err != nil {
-		return nil, err
-	}
+	// Everything that can be checked is checked before anything is
+	// created on disk.
 	cas, err := keys.LoadTrustedCAs(cfg.TrustedUserCAKeys)
 	if err != nil {
 		return nil, err
 	}
 	ps, err := authz.Load(cfg.PolicyDir)
 	if err != nil {
-		return nil, &hinted{err, `check the policies with "keyhole policy validate DIR"`}
+		return nil, &hinted{err, "fix the policy files named above; no policy was loaded"}
+	}
+	hostKey, err := keys.LoadOrCreateHostKey(cfg.HostKey)
+	if err != nil {
+		return nil, err
 	}
 	aw, err := audit.Open(cfg.AuditLog)
 	if err != nil {
