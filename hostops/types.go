@@ -52,6 +52,12 @@ type Host struct {
 	// Clock returns the time for context.now and audit lines; nil means
 	// time.Now.
 	Clock func() time.Time
+	// MaxReadBytes is the most Read returns when its caller sets no smaller
+	// cap; a larger file is LIMIT_EXCEEDED. Zero means DefaultMaxReadBytes.
+	MaxReadBytes int64
+	// MaxListEntries is the most entries List returns; a larger directory
+	// is LIMIT_EXCEEDED. Zero means DefaultMaxListEntries.
+	MaxListEntries int
 }
 
 // Entry is one directory entry returned by List.

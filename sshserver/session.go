@@ -27,8 +27,10 @@ type session struct {
 	id     *keys.Identity
 	sid    string
 	policy *authz.PolicySet
-	base   audit.Event // identity fields of every audit line of the session
 	pty    bool
+
+	mu   sync.Mutex  // guards base: the request loop and the script both log
+	base audit.Event // identity fields of every audit line of the session
 }
 
 func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx gliderssh.Context) {
@@ -69,7 +71,9 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 }
 
 func (ss *session) log(e audit.Event) {
+	ss.mu.Lock()
 	b := ss.base
+	ss.mu.Unlock()
 	b.Time = ss.s.cfg.Clock()
 	b.Event = e.Event
 	b.Request = e.Request
@@ -170,8 +174,11 @@ func (ss *session) runStdin(ctx context.Context) int {
 // runScript runs src and reports its end to the client.
 func (ss *session) runScript(ctx context.Context, src string) int {
 	sum := starlarkrt.ScriptSHA256(src)
+	ss.mu.Lock()
 	ss.base.ScriptSHA256 = sum
 	ss.base.Transport = "script"
+	event := ss.base
+	ss.mu.Unlock()
 	if int64(len(src)) > ss.s.cfg.Limits.MaxScript {
 		return ss.finish(&starlarkrt.Result{Exit: starlarkrt.ExitLimitExceeded,
 			Err: &starlarkrt.Error{Kind: hostops.KindLimitExceeded, Message: fmt.Sprintf("script larger than %d bytes", ss.s.cfg.Limits.MaxScript)}})
@@ -193,7 +200,7 @@ func (ss *session) runScript(ctx context.Context, src string) int {
 			Transport:    "script",
 		},
 		Audit: ss.s.cfg.Audit,
-		Event: ss.base,
+		Event: event,
 		Clock: ss.s.cfg.Clock,
 	}
 	var out io.Writer = ss.ch
