@@ -155,6 +155,8 @@ print(len(fs.read(%q)))`, sb+"/secrets/token", sb+"/logs/app.log"),
 			script:     `fs.read("logs/app.log")`,
 			wantExit:   1,
 			wantStderr: "INVALID_ARGUMENT",
+			// A refused call is still an operation: it is audited.
+			wantDecisions: []string{"read logs/app.log deny"},
 		},
 		{
 			name: "syntax-error", login: "logs",

@@ -39,6 +39,12 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		_ = nc.Reject(gossh.Prohibited, "keyhole: not authenticated")
 		return
 	}
+	policy := s.cfg.Policy.Current()
+	if policy == nil {
+		s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel session", Reason: "no policy loaded"})
+		_ = nc.Reject(gossh.ResourceShortage, "keyhole: no policy loaded")
+		return
+	}
 	ch, reqs, err := nc.Accept()
 	if err != nil {
 		return
@@ -51,7 +57,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		ch:     ch,
 		id:     id,
 		sid:    newSessionID(),
-		policy: s.cfg.Policy.Current(),
+		policy: policy,
 	}
 	ss.base = audit.Event{
 		Session:       ss.sid,

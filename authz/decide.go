@@ -1,0 +1,191 @@
+package authz
+
+import (
+	"fmt"
+	"net/netip"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+)
+
+// Decide answers one authorization request. It never panics and never
+// fails open:
+//   - no matching permit → deny, no policies (default deny);
+//   - a matching forbid → deny, the matching forbids;
+//   - any policy evaluation error → deny, whatever else matched: Policies
+//     holds the matching forbids and every erring policy, Errors one
+//     "policy-id: message" per erring policy;
+//   - otherwise allow, with the matching permits.
+//
+// A malformed request is denied without evaluating policies, with one
+// "authz: …" entry in Errors: an unknown action, a resource kind the action
+// does not apply to, an empty user id or role, an empty service name, or a
+// File, Dir or Command path that is not absolute and clean (path.Clean) or
+// holds a NUL byte. Context.SourceIP is used unmapped and without zone; an
+// invalid (unknown) address is presented as 0.0.0.0, which no range but
+// 0.0.0.0/0 and 0.0.0.0/8 contains. A zero Context.Now means the time of the
+// call. Policies and Errors are in load order. Decide is safe for concurrent
+// use.
+func (p *PolicySet) Decide(req Request) (d Decision) {
+	if p == nil || p.byAction == nil {
+		p = emptySet()
+	}
+	d.Version = p.Version()
+	defer func() {
+		if r := recover(); r != nil {
+			d = Decision{Version: d.Version, Errors: []string{fmt.Sprintf("authz: internal error: %v", r)}}
+		}
+	}()
+	b := p.byAction[req.Action]
+	if b == nil {
+		return deny(d, fmt.Sprintf("authz: unknown action %q", req.Action))
+	}
+	if msg := checkRequest(b.action, &req); msg != "" {
+		return deny(d, msg)
+	}
+	ids := newRequestIDs(&req)
+	var buf [16]*entry
+	cands := buf[:0]
+	conditional, needs := false, attrSet(0)
+	for i := range b.policies {
+		if e := &b.policies[i]; e.scope.match(&ids) {
+			cands = append(cands, e)
+			conditional = conditional || e.scope.conditional
+			needs |= e.scope.needs
+		}
+	}
+	if !conditional {
+		return decideScopes(d, cands)
+	}
+	ents := &requestEntities{requestIDs: ids, req: req, needs: needs}
+	creq := types.Request{
+		Principal: ids.principal,
+		Action:    b.action.uid,
+		Resource:  ids.resource,
+		Context:   contextRecord(&req.Context, b.action.exec, needs),
+	}
+	dec, diag := cedar.Authorize(candidates(slices.Clone(cands)), ents, creq)
+	if len(diag.Errors) == 0 || dec == cedar.Deny {
+		d.Policies = reasonIDs(diag.Reasons) // permits on allow, forbids on deny
+	}
+	d.Allow = dec == cedar.Allow && len(diag.Errors) == 0
+	for _, e := range diag.Errors {
+		d.Policies = append(d.Policies, string(e.PolicyID))
+		d.Errors = append(d.Errors, string(e.PolicyID)+": "+e.Message)
+	}
+	return d
+}
+
+// decideScopes decides when every candidate is a policy without conditions
+// whose scope matched, so each one matches and none can err: any forbid
+// denies, else any permit allows, else default deny.
+func decideScopes(d Decision, cands []*entry) Decision {
+	for _, e := range cands {
+		if e.scope.forbid {
+			d.Policies = append(d.Policies, string(e.id))
+		}
+	}
+	if len(d.Policies) > 0 {
+		return d
+	}
+	for _, e := range cands {
+		d.Policies = append(d.Policies, string(e.id))
+	}
+	d.Allow = len(d.Policies) > 0
+	return d
+}
+
+// emptySet is the set a nil or zero PolicySet decides with: no policies.
+var emptySet = sync.OnceValue(func() *PolicySet {
+	ps, err := LoadFiles(nil)
+	if err != nil {
+		return &PolicySet{} // broken embedded schema: every action is unknown
+	}
+	return ps
+})
+
+// deny returns d as a denial for a malformed request.
+func deny(d Decision, msg string) Decision {
+	d.Allow, d.Policies, d.Errors = false, nil, []string{msg}
+	return d
+}
+
+// checkRequest returns why req is malformed for action a, or "".
+func checkRequest(a action, req *Request) string {
+	switch {
+	case req.Principal.UserID == "":
+		return "authz: empty user id"
+	case req.Principal.Role == "":
+		return "authz: empty role"
+	case !slices.Contains(a.resources, req.Resource.Kind):
+		return fmt.Sprintf("authz: action %q does not apply to resource kind %q", a.name, req.Resource.Kind)
+	}
+	r := &req.Resource
+	if r.Kind == KindService {
+		if r.Path == "" || strings.IndexByte(r.Path, 0) >= 0 {
+			return fmt.Sprintf("authz: invalid service name %q", r.Path)
+		}
+		return ""
+	}
+	if !cleanAbs(r.Path) {
+		return fmt.Sprintf("authz: %s path %q is not absolute and clean", strings.ToLower(r.Kind), r.Path)
+	}
+	return ""
+}
+
+// cleanAbs reports whether p is an absolute, clean path without NUL bytes.
+// path.Clean does not allocate when p is already clean.
+func cleanAbs(p string) bool {
+	return len(p) > 0 && p[0] == '/' && path.Clean(p) == p && strings.IndexByte(p, 0) < 0
+}
+
+// contextRecord builds the Cedar context of a request with the attributes
+// in needs (see attrs.go); exec adds argv and args, which only the exec
+// action's context declares.
+func contextRecord(c *Context, exec bool, needs attrSet) types.Record {
+	if needs&attrContext == 0 {
+		return types.Record{}
+	}
+	m := make(types.RecordMap, 7)
+	if needs&attrSourceIP != 0 {
+		ip := c.SourceIP.Unmap().WithZone("")
+		if !ip.IsValid() {
+			ip = netip.IPv4Unspecified()
+		}
+		m["source_ip"] = types.IPAddr(netip.PrefixFrom(ip, ip.BitLen()))
+	}
+	if needs&attrNow != 0 {
+		now := c.Now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		m["now"] = types.NewDatetime(now)
+	}
+	setString(m, needs, attrSessionID, "session_id", c.SessionID)
+	setString(m, needs, attrScriptSHA256, "script_sha256", c.ScriptSHA256)
+	setString(m, needs, attrTransport, "transport", c.Transport)
+	if exec {
+		setString(m, needs, attrArgv, "argv", c.Argv)
+		if needs&attrArgs != 0 {
+			m["args"] = stringSet(c.Args)
+		}
+	}
+	return types.NewRecord(m)
+}
+
+// reasonIDs returns the policy ids of rs, nil when there are none.
+func reasonIDs(rs []types.DiagnosticReason) []string {
+	if len(rs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = string(r.PolicyID)
+	}
+	return ids
+}

@@ -1,0 +1,182 @@
+//go:build linux
+
+package hostops
+
+// Authorization and audit: the resource a pinned object becomes, the
+// question put to the Decider, the one audit event per operation, and the
+// errors a script sees.
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyhole-dev/keyhole/audit"
+	"github.com/keyhole-dev/keyhole/authz"
+	"golang.org/x/sys/unix"
+)
+
+// Action names, as the schema spells them.
+const (
+	actionRead = "read"
+	actionList = "list"
+	actionStat = "stat"
+)
+
+// Audit decision values.
+const (
+	allowed = "allow"
+	denied  = "deny"
+)
+
+// reasonNoPolicy is the audit reason when a Host has no Decider: it denies.
+const reasonNoPolicy = "hostops: host has no policy"
+
+func (h *Host) now() time.Time {
+	if h.Clock != nil {
+		return h.Clock()
+	}
+	return time.Now()
+}
+
+// resourceOf is the resource t names: the pinned object with its
+// attributes, or a File that does not exist.
+func resourceOf(t target) authz.Resource {
+	if t.obj == nil {
+		return authz.Resource{Kind: authz.KindFile, Path: t.name}
+	}
+	st := &t.obj.st
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return authz.Resource{Kind: authz.KindDir, Path: t.name, Exists: true}
+	}
+	size, mode, uid, nlink := st.Size, int64(st.Mode&0o7777), int64(st.Uid), int64(st.Nlink)
+	return authz.Resource{
+		Kind:   authz.KindFile,
+		Path:   t.name,
+		Exists: true,
+		Size:   &size,
+		Mode:   &mode,
+		UID:    &uid,
+		Nlink:  &nlink,
+	}
+}
+
+// decide asks the policy about action on res. A decision that carries
+// evaluation errors denies whatever it says, and so does a missing policy:
+// keyhole does not fail open.
+func (h *Host) decide(action string, res authz.Resource, now time.Time) (allow bool, dec authz.Decision, reason string) {
+	if h.Policy == nil {
+		return false, authz.Decision{}, reasonNoPolicy
+	}
+	ctx := h.Context
+	ctx.Now = now
+	dec = h.Policy.Decide(authz.Request{
+		Principal: h.Principal,
+		Action:    action,
+		Resource:  res,
+		Context:   ctx,
+	})
+	return dec.Allow && len(dec.Errors) == 0, dec, strings.Join(dec.Errors, "; ")
+}
+
+// log writes the one decision event of an operation.
+func (h *Host) log(now time.Time, action, resource string, allow bool, dec authz.Decision, reason string) {
+	e := h.Event
+	e.Time = now
+	e.Event = audit.Decision
+	e.Action = action
+	e.Resource = resource
+	e.Decision = denied
+	if allow {
+		e.Decision = allowed
+	}
+	e.Policies = append([]string(nil), dec.Policies...)
+	e.PolicyVersion = dec.Version
+	e.Reason = reason
+	e.Exit = nil
+	h.Audit.Log(e)
+}
+
+// deniedError is the ACCESS_DENIED error for a deny decision, in the form
+// `read /etc/shadow denied for User::"agent-7" (policy no-etc)`.
+func (h *Host) deniedError(action, resource string, dec authz.Decision) *Error {
+	return &Error{
+		Kind:     KindAccessDenied,
+		Message:  fmt.Sprintf("%s %s denied for User::%s (%s)", action, resource, strconv.Quote(h.Principal.UserID), why(dec)),
+		Action:   action,
+		Resource: resource,
+		Policies: append([]string(nil), dec.Policies...),
+	}
+}
+
+// why says which policies denied: "policy no-etc", "policies a, b",
+// "policy p erred", "policy no-etc; policy p erred" or
+// "no policy permits it".
+func why(dec authz.Decision) string {
+	var erred []string
+	unnamed := false
+	for _, e := range dec.Errors {
+		id, _, ok := strings.Cut(e, ": ")
+		if !ok || id == "" {
+			unnamed = true
+			continue
+		}
+		if !contains(erred, id) {
+			erred = append(erred, id)
+		}
+	}
+	var matched []string
+	for _, id := range dec.Policies {
+		if !contains(erred, id) && !contains(matched, id) {
+			matched = append(matched, id)
+		}
+	}
+	var parts []string
+	if len(matched) > 0 {
+		parts = append(parts, policies(matched))
+	}
+	if len(erred) > 0 {
+		parts = append(parts, policies(erred)+" erred")
+	}
+	if unnamed {
+		parts = append(parts, "a policy erred")
+	}
+	if len(parts) == 0 {
+		return "no policy permits it"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func policies(ids []string) string {
+	if len(ids) == 1 {
+		return "policy " + ids[0]
+	}
+	return "policies " + strings.Join(ids, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// opError is an error of kind about resource, in the form
+// "read /x/y: message".
+func opError(kind, action, resource, msg string) *Error {
+	return &Error{Kind: kind, Message: action + " " + resource + ": " + msg, Action: action, Resource: resource}
+}
+
+// sysError turns an error from the host into the Error a script sees.
+func sysError(action, resource string, err error) *Error {
+	switch err {
+	case unix.ENOENT, unix.ENOTDIR:
+		return opError(KindNotFound, action, resource, err.Error())
+	case unix.ELOOP, unix.ENAMETOOLONG, errMagicLink, errUnreachable:
+		return opError(KindInvalidArgument, action, resource, err.Error())
+	}
+	return opError(KindIOError, action, resource, err.Error())
+}

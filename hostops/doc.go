@@ -1,0 +1,42 @@
+// Package hostops is the only code in keyhole that touches the host. Every
+// operation is pin → authorize → act → audit:
+//
+//  1. Pin: the path, which must be absolute and free of NUL bytes, is
+//     opened as an O_PATH descriptor (openat2 with RESOLVE_NO_MAGICLINKS
+//     where the kernel has it, probed once; plain open otherwise). Symlinks
+//     and ".." are resolved by the kernel; the object reached is the one
+//     acted on.
+//  2. Name: the canonical path is what the kernel reports for the
+//     descriptor (/proc/self/fd/N), accepted only if looking that path up
+//     again finds the same object (same device and inode).
+//  3. Authorize: that path, with the pinned object's attributes (File: size,
+//     mode, uid, nlink; or Dir), is put to the Decider. An evaluation error
+//     denies, and so does a Host without a Decider.
+//  4. Audit: exactly one decision event per operation, written before
+//     anything is acted on, allowed or denied, including operations refused
+//     before the policy was asked (bad path) and allowed ones that find
+//     nothing to act on (not found, wrong type).
+//  5. Act: only after an allow, and only through the pinned descriptor
+//     (reopened through its /proc magic link and checked to be the same
+//     object), never through the path again. A rename, a swapped symlink or
+//     a replaced directory between check and use therefore changes nothing:
+//     what is read is what was authorized.
+//
+// Paths that name nothing do not reveal what exists where the principal may
+// not look. Such a path is walked one component at a time, as the kernel
+// walks it, to the deepest object it reaches (a dangling symlink is
+// followed by its text); that object's real path, plus the unreached part
+// of the path with "." dropped and everything from the first ".." cut, is
+// authorized as a File that does not exist. A deny is ACCESS_DENIED, an
+// allow NOT_FOUND (or the error that stopped the walk), so the answer is the
+// same whether or not the object exists under a forbidden directory.
+//
+// Object types are checked on the pinned descriptor after authorization (so
+// a denied path never reveals its type) and before any open: a FIFO,
+// socket or device is never opened for reading.
+//
+// Every descriptor is closed before the operation returns. Reading and
+// listing are capped (Host.MaxReadBytes, Host.MaxListEntries). Errors are
+// *Error values whose Message never holds file contents. A Host is safe
+// for concurrent use. The package is Linux-only: it needs /proc.
+package hostops
