@@ -51,15 +51,15 @@ func (p *PolicySet) Decide(req Request) (d Decision) {
 	ids := newRequestIDs(&req)
 	var buf [16]*entry
 	cands := buf[:0]
-	conditional, needs := false, attrSet(0)
+	needsEval, needs := false, attrSet(0)
 	for i := range b.policies {
 		if e := &b.policies[i]; e.scope.match(&ids) {
 			cands = append(cands, e)
-			conditional = conditional || e.scope.conditional
+			needsEval = needsEval || e.scope.needsEval
 			needs |= e.scope.needs
 		}
 	}
-	if !conditional {
+	if !needsEval {
 		return decideScopes(d, cands)
 	}
 	ents := &requestEntities{requestIDs: ids, req: req, needs: needs}
@@ -81,9 +81,9 @@ func (p *PolicySet) Decide(req Request) (d Decision) {
 	return d
 }
 
-// decideScopes decides when every candidate is a policy without conditions
-// whose scope matched, so each one matches and none can err: any forbid
-// denies, else any permit allows, else default deny.
+// decideScopes decides when every candidate is decided by its scope, which
+// matched: each one matches and none can err, so any forbid denies, else any
+// permit allows, else default deny.
 func decideScopes(d Decision, cands []*entry) Decision {
 	for _, e := range cands {
 		if e.scope.forbid {

@@ -45,9 +45,9 @@ type scopeFilter struct {
 	principal scopeCheck
 	resource  scopeCheck
 	forbid    bool // the policy's effect is forbid
-	// conditional: the policy has when/unless clauses, so a matching scope
-	// does not decide it.
-	conditional bool
+	// needsEval: a matching scope does not decide the policy, because it has
+	// when/unless clauses or a scope part Decide leaves to cedar-go.
+	needsEval bool
 	// needs are the attributes the conditions can read.
 	needs attrSet
 }
@@ -57,11 +57,11 @@ type scopeFilter struct {
 func newEntry(id string, p *cedar.Policy, actionExact bool) entry {
 	pol := (*xast.Policy)(p.AST())
 	f := scopeFilter{
-		principal:   newScopeCheck(pol.Principal),
-		resource:    newScopeCheck(pol.Resource),
-		forbid:      pol.Effect == xast.EffectForbid,
-		conditional: len(pol.Conditions) > 0 || !actionExact,
-		needs:       attrsNamed(pol),
+		principal: newScopeCheck(pol.Principal),
+		resource:  newScopeCheck(pol.Resource),
+		forbid:    pol.Effect == xast.EffectForbid,
+		needsEval: len(pol.Conditions) > 0 || !actionExact,
+		needs:     attrsNamed(pol),
 	}
 	body := *pol
 	if actionExact {
@@ -70,12 +70,12 @@ func newEntry(id string, p *cedar.Policy, actionExact bool) entry {
 	if f.principal.op != scopeUnknown {
 		body.Principal = xast.ScopeTypeAll{}
 	} else {
-		f.needs |= needParents
+		f.needsEval, f.needs = true, f.needs|needParents
 	}
 	if f.resource.op != scopeUnknown {
 		body.Resource = xast.ScopeTypeAll{}
 	} else {
-		f.needs |= needParents
+		f.needsEval, f.needs = true, f.needs|needParents
 	}
 	return entry{
 		id:    cedar.PolicyID(id),

@@ -58,6 +58,11 @@ type Host struct {
 	// MaxListEntries is the most entries List returns; a larger directory
 	// is LIMIT_EXCEEDED. Zero means DefaultMaxListEntries.
 	MaxListEntries int
+	// DryRun makes every operation that would change the host (writes,
+	// commands, service actions) pin, authorize and audit as usual but not
+	// act: an allowed one reports success without doing anything. Reads
+	// still read. Used by "keyhole policy explain".
+	DryRun bool
 }
 
 // Entry is one directory entry returned by List.

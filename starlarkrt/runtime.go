@@ -38,12 +38,20 @@ type Options struct {
 	MaxSteps  uint64
 	MaxWall   time.Duration
 	MaxOutput int64 // bytes written through print
+	// Args are the request's arguments, decoded from JSON (nil, bool,
+	// float64/json.Number, string, []any, map[string]any); scripts see them
+	// as the frozen dict "args".
+	Args map[string]any
 }
 
 // Result is the outcome of one script.
 type Result struct {
-	Exit     int
-	Err      *Error // nil when Exit is 0
+	Exit int
+	Err  *Error // nil when Exit is 0
+	// Value is what the script passed to result(), as JSON-ready Go
+	// values (nil, bool, int64, float64, string, []any, map[string]any);
+	// nil if it never called result().
+	Value    any
 	Steps    uint64
 	Duration time.Duration
 }
