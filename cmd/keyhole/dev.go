@@ -44,6 +44,10 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
+	// Policies name canonical paths: resolve a symlinked temp dir.
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
 	cleanup := func() {
 		if !*keep {
 			os.RemoveAll(dir)
