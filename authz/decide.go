@@ -2,12 +2,10 @@ package authz
 
 import (
 	"fmt"
-	"net/netip"
 	"path"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	cedar "github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
@@ -62,13 +60,22 @@ func (p *PolicySet) Decide(req Request) (d Decision) {
 	if !needsEval {
 		return decideScopes(d, cands)
 	}
-	ents := &requestEntities{requestIDs: ids, req: req, needs: needs}
+	ents := &requestEntities{requestIDs: ids, req: req, needs: needs, users: &p.users}
 	creq := types.Request{
 		Principal: ids.principal,
 		Action:    b.action.uid,
 		Resource:  ids.resource,
-		Context:   contextRecord(&req.Context, b.action.exec, needs),
+		Context:   p.contexts.get(newContextKey(&req.Context, b.action.exec, needs), (*contextKey).record),
 	}
+	return evaluate(d, cands, ents, creq)
+}
+
+// evaluate decides with cedar-go among cands, the policies whose scope
+// matched, and turns cedar-go's answer into a Decision that never fails
+// open: any evaluation error denies. It is the evaluation core of Decide,
+// apart from the entity store and the request (corpus_internal_test.go
+// runs the Cedar integration corpus through it with the corpus's own).
+func evaluate(d Decision, cands []*entry, ents types.EntityGetter, creq types.Request) Decision {
 	dec, diag := cedar.Authorize(candidates(slices.Clone(cands)), ents, creq)
 	if len(diag.Errors) == 0 || dec == cedar.Deny {
 		d.Policies = reasonIDs(diag.Reasons) // permits on allow, forbids on deny
@@ -142,40 +149,6 @@ func checkRequest(a action, req *Request) string {
 // path.Clean does not allocate when p is already clean.
 func cleanAbs(p string) bool {
 	return len(p) > 0 && p[0] == '/' && path.Clean(p) == p && strings.IndexByte(p, 0) < 0
-}
-
-// contextRecord builds the Cedar context of a request with the attributes
-// in needs (see attrs.go); exec adds argv and args, which only the exec
-// action's context declares.
-func contextRecord(c *Context, exec bool, needs attrSet) types.Record {
-	if needs&attrContext == 0 {
-		return types.Record{}
-	}
-	m := make(types.RecordMap, 7)
-	if needs&attrSourceIP != 0 {
-		ip := c.SourceIP.Unmap().WithZone("")
-		if !ip.IsValid() {
-			ip = netip.IPv4Unspecified()
-		}
-		m["source_ip"] = types.IPAddr(netip.PrefixFrom(ip, ip.BitLen()))
-	}
-	if needs&attrNow != 0 {
-		now := c.Now
-		if now.IsZero() {
-			now = time.Now()
-		}
-		m["now"] = types.NewDatetime(now)
-	}
-	setString(m, needs, attrSessionID, "session_id", c.SessionID)
-	setString(m, needs, attrScriptSHA256, "script_sha256", c.ScriptSHA256)
-	setString(m, needs, attrTransport, "transport", c.Transport)
-	if exec {
-		setString(m, needs, attrArgv, "argv", c.Argv)
-		if needs&attrArgs != 0 {
-			m["args"] = stringSet(c.Args)
-		}
-	}
-	return types.NewRecord(m)
 }
 
 // reasonIDs returns the policy ids of rs, nil when there are none.

@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -276,6 +277,70 @@ func TestDecideConcurrent(t *testing.T) {
 				d := ps.Decide(req)
 				if d.Allow != ((i+j)%2 == 0) {
 					t.Errorf("goroutine %d, request %d: Allow = %v", i, j, d.Allow)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestDecideNoStaleReuse guards the set's reuse of the last principal entity
+// and context record: a request that differs in anything they are built
+// from, even through a slice the caller changed in place, gets fresh ones.
+func TestDecideNoStaleReuse(t *testing.T) {
+	t.Parallel()
+	ps := mustLoad(t, `@id("deploy") permit (principal, action == Keyhole::Action::"exec", resource)
+when { principal.principals.contains("deploy") && context.args.contains("-h") && context.session_id == "s-1" };`)
+	req := readReq("/usr/bin/df")
+	execReq("df -h")(&req)
+	principals, args := []string{"deploy"}, []string{"-h"}
+	req.Principal.Principals, req.Context.Args = principals, args
+	req.Context.SessionID = "s-1"
+	steps := []struct {
+		name   string
+		change func()
+		allow  bool
+	}{
+		{"first", func() {}, true},
+		{"same-again", func() {}, true},
+		{"principals-changed-in-place", func() { principals[0] = "logs" }, false},
+		{"principals-restored", func() { principals[0] = "deploy" }, true},
+		{"args-changed-in-place", func() { args[0] = "-x" }, false},
+		{"args-restored", func() { args[0] = "-h" }, true},
+		{"session-changed", func() { req.Context.SessionID = "s-2" }, false},
+		{"session-restored", func() { req.Context.SessionID = "s-1" }, true},
+	}
+	for _, s := range steps {
+		s.change()
+		if d := ps.Decide(req); d.Allow != s.allow {
+			t.Errorf("%s: Decide = %+v, want allow %v", s.name, d, s.allow)
+		}
+	}
+}
+
+// TestDecideConcurrentPrincipals decides for many principals at once, each
+// allowed only with its own context, so a principal or context reused
+// across goroutines shows as a wrong decision.
+func TestDecideConcurrentPrincipals(t *testing.T) {
+	t.Parallel()
+	ps := mustLoad(t, `@id("own") permit (principal, action, resource)
+when { principal.key_id == context.session_id && principal.principals.contains(context.transport) };`)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 300 {
+				req := readReq("/var/log/app/a.log")
+				id := fmt.Sprintf("u%d", i)
+				req.Principal.UserID, req.Principal.Principals = id, []string{id}
+				req.Context.SessionID, req.Context.Transport = id, id
+				want := j%3 != 0
+				if !want {
+					req.Context.SessionID = fmt.Sprintf("u%d", (i+1)%8)
+				}
+				req.Context.Now = req.Context.Now.Add(time.Duration(j) * time.Millisecond)
+				if d := ps.Decide(req); d.Allow != want {
+					t.Errorf("goroutine %d, request %d: Decide = %+v, want allow %v", i, j, d, want)
 					return
 				}
 			}

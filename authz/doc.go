@@ -18,13 +18,21 @@
 //     whole, with every problem reported as "file:line".
 //   - Ids are unique: every policy carries a non-empty @id annotation, unique
 //     across all files of a set; ids are what audit lines and denials name.
-//   - Immutable: a PolicySet never changes after Load returns it, so it is
-//     safe for concurrent use without locks. Reloading means loading a new
-//     set and swapping the pointer (the caller owns the swap).
+//   - Immutable: a PolicySet's policies never change after Load returns it;
+//     it is safe for concurrent use. (Its only moving parts are two
+//     one-entry caches of built Cedar values, swapped atomically; see
+//     memo.go.) Reloading means loading a new set and swapping the pointer;
+//     the caller owns the swap, and keeps the old set when Load fails.
 //
 // Entities are computed on demand from the Request, not stored: the principal
 // Keyhole::User::"<UserID>" in Keyhole::Role::"<Role>", the resource, and for
 // files and directories the chain of Keyhole::Dir ancestors up to
 // Keyhole::Dir::"/", so `resource in Keyhole::Dir::"/var/log/app"` matches
 // exactly the objects under that directory.
+//
+// Decide is built for speed without changing what cedar-go would decide
+// (reference_test.go checks it against plain cedar.Authorize over every
+// policy with every entity): policies are indexed by action, scopes are
+// checked in Go before cedar-go sees a policy (scope.go), and entities
+// carry only the attributes some candidate policy names (attrs.go).
 package authz

@@ -43,10 +43,6 @@ func newRequestIDs(req *Request) requestIDs {
 	return ids
 }
 
-// principalIn reports whether anc is an ancestor of the principal in the
-// graph requestEntities serves: its role.
-func (ids *requestIDs) principalIn(anc types.EntityUID) bool { return anc == ids.role }
-
 // resourceIn reports whether anc is an ancestor of the resource in the
 // graph requestEntities serves: a Dir on the chain of a File or Dir (a Dir's
 // chain starts at itself).
@@ -74,9 +70,9 @@ func (ids *requestIDs) resourceIn(anc types.EntityUID) bool {
 //     parent directory as parent; Dir::"/" has no parent.
 //
 // Entities carry only the attributes in needs, and parents only with
-// needParents (see attrs.go). Decide checks
-// policy scopes itself (scope.go), so cedar-go asks for entities only when
-// a condition reads an attribute or uses `in`.
+// needParents (see attrs.go). Decide checks policy scopes itself
+// (scope.go), so cedar-go asks for entities only when a condition reads an
+// attribute or uses `in`.
 //
 // Any other uid is unknown, as Cedar expects of an entity missing from the
 // store. A requestEntities is used by one goroutine, for one decision.
@@ -84,6 +80,7 @@ type requestEntities struct {
 	requestIDs
 	req   Request // a copy, so Decide's own request stays on its stack
 	needs attrSet
+	users *memo[userKey, types.Entity] // the set's last principal; nil: none
 
 	user   types.Entity
 	userOK bool
@@ -100,7 +97,13 @@ func (e *requestEntities) Get(uid types.EntityUID) (types.Entity, bool) {
 			return types.Entity{}, false
 		}
 		if !e.userOK {
-			e.user, e.userOK = e.buildUser(), true
+			k := userKey{needs: e.needs & (attrUser | needParents), p: e.req.Principal}
+			if e.users != nil {
+				e.user = e.users.get(k, (*userKey).entity)
+			} else {
+				e.user = k.entity()
+			}
+			e.userOK = true
 		}
 		return e.user, true
 	case typeRole:
@@ -116,30 +119,6 @@ func (e *requestEntities) Get(uid types.EntityUID) (types.Entity, bool) {
 		}
 	}
 	return types.Entity{}, false
-}
-
-// buildUser returns the principal's entity.
-func (e *requestEntities) buildUser() types.Entity {
-	ent := types.Entity{UID: e.principal}
-	if e.needs&needParents != 0 {
-		ent.Parents = types.NewEntityUIDSet(e.role)
-	}
-	if e.needs&attrUser == 0 {
-		return ent
-	}
-	p := &e.req.Principal
-	m := make(types.RecordMap, 5)
-	setString(m, e.needs, attrKeyID, "key_id", p.UserID)
-	if e.needs&attrPrincipals != 0 {
-		m["principals"] = stringSet(p.Principals)
-	}
-	if e.needs&attrSerial != 0 {
-		m["serial"] = serialLong(p.Serial)
-	}
-	setString(m, e.needs, attrFingerprint, "fingerprint", p.Fingerprint)
-	setString(m, e.needs, attrAuth, "auth", p.Auth)
-	ent.Attributes = types.NewRecord(m)
-	return ent
 }
 
 // serialLong maps a certificate serial to a Cedar Long. Serials above the

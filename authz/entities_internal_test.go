@@ -49,7 +49,7 @@ func TestEntitiesConform(t *testing.T) {
 				t.Fatal(msg)
 			}
 			ents := &requestEntities{requestIDs: newRequestIDs(&req), req: req, needs: ^attrSet(0)}
-			creq := types.Request{Principal: ents.principal, Action: a.uid, Resource: ents.resource, Context: contextRecord(&req.Context, a.exec, ^attrSet(0))}
+			creq := types.Request{Principal: ents.principal, Action: a.uid, Resource: ents.resource, Context: func() types.Record { k := newContextKey(&req.Context, a.exec, ^attrSet(0)); return k.record() }()}
 			if err := v.Request(creq); err != nil {
 				t.Errorf("request: %v", err)
 			}

@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
 	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
 	"github.com/cedar-policy/cedar-go/x/exp/schema/validate"
 )
@@ -78,6 +79,7 @@ func load(dir string, files map[string][]byte, errs []error) (*PolicySet, error)
 
 	ps := &PolicySet{
 		version:  versionOf(names, files),
+		files:    cloneFiles(files),
 		byAction: make(map[string]*bucket, len(acts)),
 	}
 	for name, a := range acts {
@@ -142,12 +144,61 @@ func checkPolicy(v *validate.Validator, file string, p *cedar.Policy, firstAt ma
 	}
 	// An empty policy id keeps cedar-go from prefixing its messages with
 	// "for policy `…`, "; the label above names the policy instead.
-	if err := v.Policy("", (*xast.Policy)(p.AST())); err != nil {
+	pol := (*xast.Policy)(p.AST())
+	if err := v.Policy("", pol); err != nil {
 		for _, msg := range validationMessages(err) {
 			errs = append(errs, fmt.Errorf("authz: %s: %s: %s", at, label, msg))
 		}
 	}
+	for _, uid := range unmatchablePaths(pol) {
+		errs = append(errs, fmt.Errorf("authz: %s: %s: %s names a path that is not absolute and clean, so it matches nothing", at, label, uid))
+	}
 	return errs
+}
+
+// unmatchablePaths returns the Dir, File and Command entities a policy
+// names whose id is not a clean absolute path. Decide is never asked about
+// such a path, so `resource in Keyhole::Dir::"/etc/"` would silently match
+// nothing: a forbid that protects nothing.
+func unmatchablePaths(pol *xast.Policy) []types.EntityUID {
+	var bad []types.EntityUID
+	var value func(types.Value)
+	value = func(v types.Value) {
+		switch v := v.(type) {
+		case types.EntityUID:
+			if (v.Type == typeDir || v.Type == typeFile || v.Type == typeCommand) && !cleanAbs(string(v.ID)) &&
+				!slices.Contains(bad, v) {
+				bad = append(bad, v)
+			}
+		case types.Set:
+			for e := range v.All() {
+				value(e)
+			}
+		case types.Record:
+			for _, e := range v.All() {
+				value(e)
+			}
+		}
+	}
+	for _, sc := range []xast.IsScopeNode{pol.Principal, pol.Action, pol.Resource} {
+		switch sc := sc.(type) {
+		case xast.ScopeTypeEq:
+			value(sc.Entity)
+		case xast.ScopeTypeIn:
+			value(sc.Entity)
+		case xast.ScopeTypeIsIn:
+			value(sc.Entity)
+		}
+	}
+	for _, c := range pol.Conditions {
+		xast.Inspect(xast.NewNode(c.Body), func(n xast.IsNode) bool {
+			if v, ok := n.(xast.NodeValue); ok {
+				value(v.Value)
+			}
+			return true
+		})
+	}
+	return bad
 }
 
 // validationMessages flattens a validator error into sorted, distinct

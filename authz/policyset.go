@@ -5,19 +5,28 @@ import (
 	"slices"
 
 	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
 )
 
-// PolicySet is a loaded, validated set of Cedar policies. It is immutable
-// after Load or LoadFiles returns it and safe for concurrent use. The zero
-// value and a nil *PolicySet hold no policies and deny everything.
+// PolicySet is a loaded, validated set of Cedar policies. Its policies never
+// change after Load or LoadFiles returns it, and it is safe for concurrent
+// use. The zero value and a nil *PolicySet hold no policies and deny
+// everything. A PolicySet must not be copied.
 type PolicySet struct {
 	version string
-	ids     []string // policy ids, in load order (file name, then position)
+	files   map[string][]byte // the source files, by name (snapshot.go)
+	ids     []string          // policy ids, in load order (file name, then position)
 	// byAction holds, for every action of the schema, the policies whose
 	// action scope can match it, in load order. A policy whose action scope
 	// does not name an action evaluates to false for it without error, so
 	// evaluating only the bucket gives the same decision as the whole set.
 	byAction map[string]*bucket
+
+	// The last principal entity and context record Decide built, reused by
+	// the next request with the same key (memo.go). They are the only state
+	// that changes after load, and are safe for concurrent use.
+	users    memo[userKey, types.Entity]
+	contexts memo[contextKey, types.Record]
 }
 
 // Version returns "sha256:" and the hex SHA-256 of the set's sorted

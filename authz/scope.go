@@ -84,6 +84,7 @@ func newEntry(id string, p *cedar.Policy, actionExact bool) entry {
 	}
 }
 
+// newScopeCheck compiles one principal or resource scope.
 func newScopeCheck(n xast.IsScopeNode) scopeCheck {
 	switch s := n.(type) {
 	case xast.ScopeTypeAll:
@@ -132,21 +133,37 @@ func scopeActions(p *cedar.Policy) (names []string, all, exact bool) {
 
 // match reports whether the scope holds for the request of ids.
 func (f *scopeFilter) match(ids *requestIDs) bool {
-	return f.principal.match(ids.principal, ids.principalIn) && f.resource.match(ids.resource, ids.resourceIn)
+	return f.principal.matchPrincipal(ids) && f.resource.matchResource(ids)
 }
 
-// match reports whether self satisfies c, where in(E) reports whether E is
-// an ancestor of self.
-func (c *scopeCheck) match(self types.EntityUID, in func(types.EntityUID) bool) bool {
+// matchPrincipal reports whether the principal of ids satisfies c; its one
+// ancestor is its role.
+func (c *scopeCheck) matchPrincipal(ids *requestIDs) bool {
 	switch c.op {
 	case scopeEq:
-		return self == c.entity
+		return c.entity == ids.principal
 	case scopeIn:
-		return self == c.entity || in(c.entity)
+		return c.entity == ids.principal || c.entity == ids.role
 	case scopeIs:
-		return self.Type == c.typ
+		return c.typ == ids.principal.Type
 	case scopeIsIn:
-		return self.Type == c.typ && (self == c.entity || in(c.entity))
+		return c.typ == ids.principal.Type && (c.entity == ids.principal || c.entity == ids.role)
+	default:
+		return true
+	}
+}
+
+// matchResource reports whether the resource of ids satisfies c.
+func (c *scopeCheck) matchResource(ids *requestIDs) bool {
+	switch c.op {
+	case scopeEq:
+		return c.entity == ids.resource
+	case scopeIn:
+		return c.entity == ids.resource || ids.resourceIn(c.entity)
+	case scopeIs:
+		return c.typ == ids.resource.Type
+	case scopeIsIn:
+		return c.typ == ids.resource.Type && (c.entity == ids.resource || ids.resourceIn(c.entity))
 	default:
 		return true
 	}

@@ -35,6 +35,21 @@
 // a denied path never reveals its type) and before any open: a FIFO,
 // socket or device is never opened for reading.
 //
+// Operations that change a directory (Write, Append, Mkdir, Remove,
+// Rename, Copy's destination) act on a name in a directory: the parent is
+// pinned as above, the final component is one name, and every act is an
+// *at syscall relative to the pinned parent that does not follow a symlink
+// in that name (openat O_NOFOLLOW, linkat, renameat, unlinkat, mkdirat),
+// after checking that the name still holds what was authorized. A parent
+// swapped for a symlink after pinning therefore changes nothing: the act
+// happens in the directory that was authorized. Write and Copy follow a
+// symlink in the final name to an existing target, authorize that target
+// and replace it; Remove and Rename act on the symlink itself. Writes are
+// atomic (see TempPrefix); in-place changes (Append, Chmod) refuse regular
+// files with more than one hard link, whose other names may lie anywhere;
+// FIFOs, sockets and devices are never written or chmod'ed. An allowed
+// operation that changes the host does nothing under Host.DryRun.
+//
 // Every descriptor is closed before the operation returns. Reading and
 // listing are capped (Host.MaxReadBytes, Host.MaxListEntries). Errors are
 // *Error values whose Message never holds file contents. A Host is safe

@@ -12,3 +12,12 @@ func WithoutOpenat2(t testing.TB) {
 
 // HaveOpenat2 reports whether pinning uses openat2.
 func HaveOpenat2() bool { return haveOpenat2() }
+
+// WithoutTmpfile makes writes use a named temporary file, as on a file
+// system without O_TMPFILE, until t ends. The caller must not run in
+// parallel.
+func WithoutTmpfile(t testing.TB) {
+	old := noTmpfile.Load()
+	noTmpfile.Store(true)
+	t.Cleanup(func() { noTmpfile.Store(old) })
+}

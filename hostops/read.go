@@ -31,6 +31,11 @@ func (h *Host) Read(path string, maxBytes int64) ([]byte, error) {
 		return nil, err
 	}
 	defer p.close()
+	return h.readPinned(p, maxBytes)
+}
+
+// readPinned reads the pinned regular file p as Read does.
+func (h *Host) readPinned(p *pinned, maxBytes int64) ([]byte, error) {
 	limit, strict := h.maxRead(), true
 	if maxBytes > 0 && maxBytes < limit {
 		limit, strict = maxBytes, false

@@ -58,11 +58,24 @@ type Host struct {
 	// MaxListEntries is the most entries List returns; a larger directory
 	// is LIMIT_EXCEEDED. Zero means DefaultMaxListEntries.
 	MaxListEntries int
+	// MaxWriteBytes is the most one Write, Append or Copy writes; more is
+	// LIMIT_EXCEEDED and nothing is written. Zero means
+	// DefaultMaxWriteBytes.
+	MaxWriteBytes int64
 	// DryRun makes every operation that would change the host (writes,
 	// commands, service actions) pin, authorize and audit as usual but not
 	// act: an allowed one reports success without doing anything. Reads
 	// still read. Used by "keyhole policy explain".
 	DryRun bool
+	// ServiceManager is the command that Service runs, as
+	// `<ServiceManager...> <action> -- <name>`; its first element is an
+	// absolute path or a name looked up in ExecSearchPath. Empty means
+	// DefaultServiceManager.
+	ServiceManager []string
+	// MaxExecOutput is the most bytes of stdout and of stderr each that
+	// Exec and Service keep; the rest is read and dropped, and the result
+	// says it was truncated. Zero means DefaultMaxExecOutput.
+	MaxExecOutput int64
 }
 
 // Entry is one directory entry returned by List.

@@ -12,22 +12,28 @@ type graceKey struct{}
 
 // graceConn closes a connection that has not authenticated within the
 // login grace time. gliderlabs resets socket deadlines on every read, so the
-// limit is kept by a timer of its own.
+// limit is kept by a timer of its own. onDone runs exactly once, when the
+// connection authenticates, closes or runs out of time (it releases the
+// connection's unauthenticated slot).
 type graceConn struct {
 	net.Conn
-	mu    sync.Mutex
-	timer *time.Timer
-	done  bool
+	onDone func()
+	mu     sync.Mutex
+	timer  *time.Timer
+	done   bool
 }
 
-func newGraceConn(c net.Conn, grace time.Duration, onExpire func()) *graceConn {
-	g := &graceConn{Conn: c}
+func newGraceConn(c net.Conn, grace time.Duration, onExpire, onDone func()) *graceConn {
+	g := &graceConn{Conn: c, onDone: onDone}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.timer = time.AfterFunc(grace, func() {
 		g.mu.Lock()
 		expired := !g.done
 		g.done = true
 		g.mu.Unlock()
 		if expired {
+			g.onDone()
 			onExpire()
 			_ = c.Close()
 		}
@@ -38,10 +44,14 @@ func newGraceConn(c net.Conn, grace time.Duration, onExpire func()) *graceConn {
 // authenticated stops the grace timer.
 func (g *graceConn) authenticated() {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.done {
+	first := !g.done
+	if first {
 		g.done = true
 		g.timer.Stop()
+	}
+	g.mu.Unlock()
+	if first {
+		g.onDone()
 	}
 }
 

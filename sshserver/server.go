@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os/exec"
 	"sync"
 	"time"
 
@@ -24,15 +25,26 @@ type Limits struct {
 	MaxSteps    uint64
 	MaxWall     time.Duration
 	MaxOutput   int64
+	MaxMemory   int64         // bytes of a script's worker process; 0 means DefaultMaxMemory
+	MaxStack    int64         // bytes of the interpreter's stack in the worker; 0 means DefaultMaxStack
 	MaxScript   int64         // bytes of script read from a subsystem's stdin
 	LoginGrace  time.Duration // time to authenticate; 0 means 30s
 	IdleTimeout time.Duration // 0 means none
+	// MaxAuthTries caps failed authentication attempts per connection; 0
+	// means DefaultMaxAuthTries.
+	MaxAuthTries int
+	// MaxStartups caps connections that have not authenticated yet;
+	// MaxStartupsPerSource caps them per source address. 0 means
+	// DefaultMaxStartups and DefaultMaxStartupsPerSource.
+	MaxStartups          int
+	MaxStartupsPerSource int
 }
 
 // DefaultMaxScript is the default cap on a script read from stdin.
 const DefaultMaxScript = 1 << 20
 
-// Authenticator decides whether a key may log in; *keys.CertRules is one.
+// Authenticator decides whether a key may log in; *keys.Authenticator
+// (certificates, keys file, KRL) and *keys.CertRules are two.
 type Authenticator interface {
 	Check(key gossh.PublicKey, login string, source net.Addr) (*keys.Identity, error)
 }
@@ -51,15 +63,24 @@ type Config struct {
 	Log         logrus.FieldLogger // server log; nil discards
 	Limits      Limits
 	Clock       func() time.Time // nil means time.Now
+	// Worker makes the command of one worker process, which runs one
+	// script (see WorkerCommand); the server adds the process hygiene. Nil
+	// makes every script end with INTERNAL.
+	Worker func() *exec.Cmd
+	// WorkerPool is how many started workers wait for a script; 0 means
+	// DefaultWorkerPool, negative none.
+	WorkerPool int
 }
 
 // Server is a keyhole SSH server.
 type Server struct {
-	cfg Config
-	srv *gliderssh.Server
+	cfg      Config
+	srv      *gliderssh.Server
+	startups *startups
 
 	mu       sync.Mutex
 	sessions sync.WaitGroup
+	pool     workerPool
 }
 
 // identityKey is the ExtraData key under which the authenticating key's
@@ -82,13 +103,20 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.Limits.MaxMemory == 0 {
+		cfg.Limits.MaxMemory = DefaultMaxMemory
+	}
 	if cfg.Limits.MaxScript == 0 {
 		cfg.Limits.MaxScript = DefaultMaxScript
 	}
 	if cfg.Limits.LoginGrace == 0 {
 		cfg.Limits.LoginGrace = 30 * time.Second
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, startups: newStartups(cfg.Limits.MaxStartups, cfg.Limits.MaxStartupsPerSource)}
+	s.pool = workerPool{s: s, size: max(cfg.WorkerPool, 0)}
+	if cfg.WorkerPool == 0 {
+		s.pool.size = DefaultWorkerPool
+	}
 	signers := make([]gliderssh.Signer, len(cfg.HostSigners))
 	for i, hs := range cfg.HostSigners {
 		signers[i] = hs
@@ -102,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 		// NoClientAuth; public keys are checked by serverConfig's callback.
 		KeyboardInteractiveHandler: func(gliderssh.Context, gossh.KeyboardInteractiveChallenge) bool { return false },
 		ConnCallback:               s.connCallback,
+		ConnectionFailedCallback:   s.connectionFailed,
 		ChannelHandlers: map[string]gliderssh.ChannelHandler{
 			"session": s.handleSession,
 			"default": s.refuseChannel,
@@ -129,11 +158,12 @@ func (s *Server) Serve(l net.Listener) error {
 func (s *Server) Close() error {
 	err := s.srv.Close()
 	s.sessions.Wait()
+	s.pool.close()
 	return err
 }
 
 func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
-	cfg := &gossh.ServerConfig{PublicKeyCallback: s.publicKey}
+	cfg := &gossh.ServerConfig{PublicKeyCallback: s.limitedPublicKey(), MaxAuthTries: s.cfg.Limits.maxAuthTries()}
 	if c, ok := ctx.Value(graceKey{}).(*graceConn); ok {
 		cfg.AuthLogCallback = func(_ gossh.ConnMetadata, method string, err error) {
 			if err == nil && method != "none" {
@@ -196,10 +226,16 @@ func identityOf(conn *gossh.ServerConn) (*keys.Identity, bool) {
 }
 
 func (s *Server) connCallback(ctx gliderssh.Context, c net.Conn) net.Conn {
+	release, reason := s.startups.acquire(addrOf(c.RemoteAddr()))
+	if release == nil {
+		s.cfg.Audit.Log(audit.Event{Time: s.cfg.Clock(), Event: audit.AuthRefused,
+			Source: hostOf(c.RemoteAddr()), Reason: reason})
+		return nil // gliderlabs closes c
+	}
 	g := newGraceConn(quickAckConn(c), s.cfg.Limits.LoginGrace, func() {
 		s.cfg.Audit.Log(audit.Event{Time: s.cfg.Clock(), Event: audit.AuthRefused,
 			Source: hostOf(c.RemoteAddr()), Reason: "login grace time exceeded"})
-	})
+	}, release)
 	ctx.SetValue(graceKey{}, g)
 	return g
 }

@@ -139,13 +139,17 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 					ss.refuse(req, "malformed subsystem request")
 					continue
 				}
-				if p.Name != "starlark" {
+				if p.Name != "starlark" && p.Name != "keyhole" {
 					ss.refuse(req, fmt.Sprintf("subsystem %q not available", p.Name))
 					continue
 				}
 				_ = req.Reply(true, nil)
 				started = true
-				go func() { done <- ss.runStdin(ctx) }()
+				run := ss.runStdin
+				if p.Name == "keyhole" {
+					run = ss.runStructured // JSON request line, JSON lines out
+				}
+				go func() { done <- run(ctx) }()
 			default:
 				ss.refuse(req, "request type not allowed")
 			}
@@ -189,38 +193,14 @@ func (ss *session) runScript(ctx context.Context, src string) int {
 		return ss.finish(&starlarkrt.Result{Exit: starlarkrt.ExitLimitExceeded,
 			Err: &starlarkrt.Error{Kind: hostops.KindLimitExceeded, Message: fmt.Sprintf("script larger than %d bytes", ss.s.cfg.Limits.MaxScript)}})
 	}
-	host := &hostops.Host{
-		Policy: ss.policy,
-		Principal: authz.Principal{
-			UserID:      ss.id.UserID,
-			Role:        ss.id.Role,
-			Principals:  ss.id.Principals,
-			Serial:      ss.id.Serial,
-			Fingerprint: ss.id.Fingerprint,
-			Auth:        ss.id.Auth,
-		},
-		Context: authz.Context{
-			SourceIP:     addrOf(ss.conn.RemoteAddr()),
-			SessionID:    ss.sid,
-			ScriptSHA256: sum,
-			Transport:    "script",
-		},
-		Audit: ss.s.cfg.Audit,
-		Event: event,
-		Clock: ss.s.cfg.Clock,
-	}
 	var out io.Writer = ss.ch
 	if ss.pty {
 		out = &crlfWriter{w: ss.ch}
 	}
-	res := starlarkrt.Run(ctx, "script", src, starlarkrt.Options{
-		Host:      host,
-		Stdout:    out,
-		MaxSteps:  ss.s.cfg.Limits.MaxSteps,
-		MaxWall:   ss.s.cfg.Limits.MaxWall,
-		MaxOutput: ss.s.cfg.Limits.MaxOutput,
+	end := ss.runWorker(ctx, ss.startMessage(src, sum, nil, event), scriptSink{
+		print: func(p []byte) error { _, err := out.Write(p); return err },
 	})
-	return ss.finish(&res)
+	return ss.finish(end.result())
 }
 
 // finish writes the error line, the exit status, and closes the channel.

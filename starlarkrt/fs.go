@@ -1,18 +1,53 @@
 package starlarkrt
 
 import (
+	"regexp"
+
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
 
 	"github.com/keyhole-dev/keyhole/hostops"
 )
 
+// FSHost is the part of Host the fs module uses; *hostops.Host implements
+// it. Each method is one host operation (two for Rename and Copy), pinned,
+// authorized and audited by the host.
+type FSHost interface {
+	Read(path string, maxBytes int64) ([]byte, error)
+	Lines(path string, maxLines int) ([]string, error)
+	Tail(path string, n int) ([]string, error)
+	Grep(path string, re *regexp.Regexp, maxMatches int) ([]hostops.Match, error)
+	List(path string) ([]hostops.Entry, error)
+	Glob(pattern string) ([]string, error)
+	Stat(path string) (hostops.Info, error)
+	Exists(path string) (bool, error)
+	Write(path string, data []byte, mode int64) error
+	Append(path string, data []byte) error
+	Mkdir(path string, parents bool) error
+	Remove(path string) error
+	Rename(src, dst string) error
+	Chmod(path string, mode int64) error
+	Copy(src, dst string) error
+}
+
 // fsModule is the fs module: file operations through the session's Host.
 func fsModule(r *run) *starlarkstruct.Module {
 	return module("fs", map[string]func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error){
-		"read": r.fsRead,
-		"list": r.fsList,
-		"stat": r.fsStat,
+		"read":   r.fsRead,
+		"lines":  r.fsLines,
+		"tail":   r.fsTail,
+		"grep":   r.fsGrep,
+		"list":   r.fsList,
+		"glob":   r.fsGlob,
+		"stat":   r.fsStat,
+		"exists": r.fsExists,
+		"write":  r.fsWrite,
+		"append": r.fsAppend,
+		"mkdir":  r.fsMkdir,
+		"remove": r.fsRemove,
+		"rename": r.fsRename,
+		"chmod":  r.fsChmod,
+		"copy":   r.fsCopy,
 	})
 }
 

@@ -13,8 +13,15 @@ import (
 // predeclared returns the names a script sees besides Starlark's universe.
 func predeclared(r *run) starlark.StringDict {
 	return starlark.StringDict{
-		"fs":    fsModule(r),
-		"catch": starlark.NewBuiltin("catch", r.catch),
+		"fs":      fsModule(r),
+		"catch":   starlark.NewBuiltin("catch", r.catch),
+		"proc":    procModule(r),
+		"svc":     svcModule(r),
+		"host":    hostModule(r),
+		"json":    jsonModule(r),
+		"args":    argsValue(r),
+		"allowed": starlark.NewBuiltin("allowed", r.allowed),
+		"result":  starlark.NewBuiltin("result", r.result),
 	}
 }
 

@@ -26,9 +26,11 @@ const (
 
 // Host is the host layer a script reaches; *hostops.Host implements it.
 type Host interface {
-	Read(path string, maxBytes int64) ([]byte, error)
-	List(path string) ([]hostops.Entry, error)
-	Stat(path string) (hostops.Info, error)
+	FSHost
+	ProcHost
+	ServiceHost
+	FactsHost
+	PolicyHost
 }
 
 // Options configures one Run.
@@ -82,6 +84,13 @@ type run struct {
 	opts   Options
 	thread *starlark.Thread
 	out    *limitWriter
+	// ctx ends when the script must stop (wall-clock limit, session end);
+	// builtins that wait (proc.run, svc.*) stop with it.
+	ctx context.Context
+	// value is the last value given to result() (result.go); setupErr
+	// stops the script before it starts (args that cannot be converted).
+	value    any
+	setupErr *Error
 
 	mu   sync.Mutex
 	stop *Error // why the thread was cancelled, if it was
@@ -137,6 +146,7 @@ func run1(ctx context.Context, filename, src string, opts Options, extra starlar
 
 	ctx, cancel := context.WithTimeout(ctx, opts.MaxWall)
 	defer cancel()
+	r.ctx = ctx
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -154,6 +164,7 @@ func run1(ctx context.Context, filename, src string, opts Options, extra starlar
 	defer func() {
 		res.Steps = r.thread.ExecutionSteps()
 		res.Duration = time.Since(start)
+		res.Value = r.value
 		if p := recover(); p != nil {
 			res.Err = &Error{Kind: KindInternal, Message: fmt.Sprintf("interpreter panic: %v", p)}
 			res.Exit = ExitInternal
@@ -163,6 +174,9 @@ func run1(ctx context.Context, filename, src string, opts Options, extra starlar
 	names := predeclared(r)
 	for k, v := range extra {
 		names[k] = v
+	}
+	if r.setupErr != nil {
+		return Result{Exit: exitFor(r.setupErr.Kind), Err: r.setupErr}
 	}
 	err := execProgram(r.thread, filename, src, names)
 	if err == nil {

@@ -17,6 +17,9 @@ type config struct {
 	Listen            string       `toml:"listen"`
 	HostKey           string       `toml:"host_key"`
 	TrustedUserCAKeys string       `toml:"trusted_user_ca_keys"`
+	KeysFile          string       `toml:"keys_file"`
+	RevokedKeys       string       `toml:"revoked_keys"`
+	HostCertificate   string       `toml:"host_certificate"`
 	PolicyDir         string       `toml:"policy_dir"`
 	AuditLog          string       `toml:"audit_log"`
 	Limits            limitsConfig `toml:"limits"`
@@ -28,6 +31,10 @@ type limitsConfig struct {
 	MaxOutput   size     `toml:"max_output"`
 	LoginGrace  duration `toml:"login_grace"`
 	IdleTimeout duration `toml:"idle_timeout"`
+	// Authentication limits (see identity.go); 0 means the default.
+	MaxAuthTries         int `toml:"max_auth_tries"`
+	MaxStartups          int `toml:"max_startups"`
+	MaxStartupsPerSource int `toml:"max_startups_per_source"`
 }
 
 // duration is a Go duration string in TOML.
@@ -104,7 +111,8 @@ func loadConfig(path string) (*config, error) {
 	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{
-		{"listen", c.Listen}, {"host_key", c.HostKey}, {"trusted_user_ca_keys", c.TrustedUserCAKeys},
+		// trusted_user_ca_keys may be left out when keys_file lists plain keys.
+		{"listen", c.Listen}, {"host_key", c.HostKey}, {"trusted_user_ca_keys", c.TrustedUserCAKeys + c.KeysFile},
 		{"policy_dir", c.PolicyDir}, {"audit_log", c.AuditLog},
 	} {
 		if f.v == "" {
@@ -117,9 +125,12 @@ func loadConfig(path string) (*config, error) {
 	if c.Limits.MaxSteps < 0 {
 		return nil, errors.New("config: limits.max_steps must not be negative")
 	}
+	if err := checkIdentityConfig(&c, path); err != nil {
+		return nil, err
+	}
 	dir := filepath.Dir(path)
 	for _, p := range []*string{&c.HostKey, &c.TrustedUserCAKeys, &c.PolicyDir, &c.AuditLog} {
-		if *p != "-" && !filepath.IsAbs(*p) {
+		if *p != "" && *p != "-" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
 	}

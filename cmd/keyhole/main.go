@@ -22,6 +22,8 @@ const usage = `usage: keyhole <command> [flags]
 commands:
   serve --config FILE   run the SSH server
   dev                   run a throwaway server with an example policy, no set-up
+  policy                validate, check, test and explain a policy directory
+  ca                    run a certificate authority: init, sign, revoke
   version               print the version
 
 run "keyhole <command> --help" for a command's flags
@@ -55,6 +57,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdServe(ctx, args[1:], stderr)
 	case "dev":
 		err = cmdDev(ctx, args[1:], stdout, stderr)
+	case "policy":
+		err = cmdPolicy(ctx, args[1:], stdout, stderr)
+	case "ca":
+		err = cmdCA(args[1:], stdout, stderr)
+	case "worker": // hidden: the per-script worker process the server starts
+		return cmdWorker(args[1:], stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "keyhole", version)
 	case "help", "-h", "--help":

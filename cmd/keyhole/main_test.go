@@ -22,6 +22,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitfile": cmdWaitFile,
 			"filemode": cmdFileMode,
+			"addrport": cmdAddrPort,
 		},
 	})
 }

@@ -6,10 +6,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync/atomic"
+	"os/signal"
+	"syscall"
 
 	"github.com/sirupsen/logrus"
-	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
@@ -45,19 +45,23 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	return srv.wait(ctx, nil)
 }
 
-// policyHolder is the current policy set, swapped whole.
-type policyHolder struct {
-	p atomic.Pointer[authz.PolicySet]
-}
-
-func (h *policyHolder) Current() *authz.PolicySet { return h.p.Load() }
-
 // running is a started server.
 type running struct {
-	ln    net.Listener
-	srv   *sshserver.Server
-	audit *audit.Writer
-	errc  chan error
+	ln     net.Listener
+	srv    *sshserver.Server
+	audit  *audit.Writer
+	errc   chan error
+	policy *authz.Store
+
+	// hup receives SIGHUP from startServer on (so a HUP that arrives once
+	// the address is written is never fatal); wait runs every onHUP
+	// function for each one, in order. Reloading never stops the server.
+	hup   chan os.Signal
+	onHUP []func()
+	// stopWatch ends the policy directory watcher; watchDone is closed
+	// when it has returned.
+	stopWatch context.CancelFunc
+	watchDone <-chan struct{}
 }
 
 func (r *running) addr() string { return r.ln.Addr().String() }
@@ -65,18 +69,27 @@ func (r *running) addr() string { return r.ln.Addr().String() }
 // wait blocks until the server fails or ctx ends, then calls onStop (if
 // any) and returns.
 func (r *running) wait(ctx context.Context, onStop func()) error {
-	select {
-	case err := <-r.errc:
-		return err
-	case <-ctx.Done():
-		if onStop != nil {
-			onStop()
+	for {
+		select {
+		case err := <-r.errc:
+			return err
+		case <-r.hup:
+			for _, f := range r.onHUP {
+				f()
+			}
+		case <-ctx.Done():
+			if onStop != nil {
+				onStop()
+			}
+			return nil
 		}
-		return nil
 	}
 }
 
 func (r *running) close() {
+	signal.Stop(r.hup)
+	r.stopWatch()
+	<-r.watchDone
 	_ = r.srv.Close()
 	_ = r.audit.Close()
 }
@@ -85,7 +98,7 @@ func (r *running) close() {
 func startServer(cfg *config, stderr io.Writer) (*running, error) {
 	// Everything that can be checked is checked before anything is
 	// created on disk.
-	cas, err := keys.LoadTrustedCAs(cfg.TrustedUserCAKeys)
+	auth, err := loadAuthenticator(cfg, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -97,26 +110,38 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
+	signers, err := hostSigners(cfg, hostKey)
+	if err != nil {
+		return nil, err
+	}
 	aw, err := audit.Open(cfg.AuditLog)
 	if err != nil {
 		return nil, err
 	}
-	var holder policyHolder
-	holder.p.Store(ps)
 	log := logrus.New()
 	log.SetOutput(stderr)
+	store, err := authz.NewStore(cfg.PolicyDir, ps, authz.StoreOptions{Audit: aw, Log: log})
+	if err != nil {
+		aw.Close()
+		return nil, err
+	}
 	srv, err := sshserver.New(sshserver.Config{
-		HostSigners: []gossh.Signer{hostKey},
-		Auth:        &keys.CertRules{CAs: cas},
-		Policy:      &holder,
+		HostSigners: signers,
+		Auth:        auth,
+		Policy:      store,
 		Audit:       aw,
 		Log:         log,
+		Worker:      selfWorker(log),
 		Limits: sshserver.Limits{
 			MaxSteps:    uint64(cfg.Limits.MaxSteps),
 			MaxWall:     cfg.Limits.MaxWall.Duration,
 			MaxOutput:   cfg.Limits.MaxOutput.Bytes,
 			LoginGrace:  cfg.Limits.LoginGrace.Duration,
 			IdleTimeout: cfg.Limits.IdleTimeout.Duration,
+
+			MaxAuthTries:         cfg.Limits.MaxAuthTries,
+			MaxStartups:          cfg.Limits.MaxStartups,
+			MaxStartupsPerSource: cfg.Limits.MaxStartupsPerSource,
 		},
 	})
 	if err != nil {
@@ -128,7 +153,23 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 		aw.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	r := &running{ln: ln, srv: srv, audit: aw, errc: make(chan error, 1)}
+	r := &running{ln: ln, srv: srv, audit: aw, errc: make(chan error, 1), policy: store,
+		hup: make(chan os.Signal, 1)}
+	// SIGHUP reloads the policy (and whatever else registers in onHUP);
+	// a file change in policy_dir reloads it too.
+	signal.Notify(r.hup, syscall.SIGHUP)
+	r.onHUP = append(r.onHUP, func() { _, _, _ = store.Reload(authz.TriggerSignal) })
+	var watchCtx context.Context
+	watchCtx, r.stopWatch = context.WithCancel(context.Background())
+	// keys_file and revoked_keys: reloaded on SIGHUP and, polled, on change.
+	r.onHUP = append(r.onHUP, func() { _ = auth.Reload() })
+	go auth.Watch(watchCtx, 0)
+	if r.watchDone, err = store.Watch(watchCtx); err != nil {
+		log.WithError(err).Warn("keyhole: policy_dir is not watched for changes; reload with SIGHUP")
+		stopped := make(chan struct{})
+		close(stopped)
+		r.watchDone = stopped
+	}
 	go func() { r.errc <- srv.Serve(ln) }()
 	return r, nil
 }

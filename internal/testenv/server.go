@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/keyhole-dev/keyhole/audit"
@@ -40,6 +42,13 @@ type Options struct {
 	// Files maps sandbox-relative names to contents.
 	Files  map[string]string
 	Limits sshserver.Limits
+	// Worker replaces the worker command; nil runs scripts in this test
+	// binary re-executed as a worker (see Main).
+	Worker func() *exec.Cmd
+	// Log receives the server's log; nil discards it.
+	Log logrus.FieldLogger
+	// WorkerPool is Config.WorkerPool.
+	WorkerPool int
 }
 
 // Start builds keys with ssh-keygen, writes the sandbox and policies and
@@ -84,12 +93,19 @@ func Start(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	worker := opts.Worker
+	if worker == nil {
+		worker = TestWorker(t)
+	}
 	srv, err := sshserver.New(sshserver.Config{
 		HostSigners: []gossh.Signer{hostSigner},
 		Auth:        &keys.CertRules{CAs: cas},
 		Policy:      Static{ps},
 		Audit:       aw,
 		Limits:      opts.Limits,
+		Worker:      worker,
+		WorkerPool:  opts.WorkerPool,
+		Log:         opts.Log,
 	})
 	if err != nil {
 		t.Fatal(err)

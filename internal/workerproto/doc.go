@@ -1,0 +1,20 @@
+// Package workerproto is the wire protocol between the keyhole server and
+// the worker process that runs one script (DESIGN.md, "Worker process per
+// script").
+//
+// The server writes one Start message to the worker's stdin and keeps the
+// pipe open; closing it (EOF) asks the worker to stop the script. The
+// worker writes Audit and Print messages to its stdout as the script runs,
+// each Audit message before the operation it records acts, and ends with
+// exactly one Result message.
+//
+// A frame is a 4-byte big-endian payload length, a 1-byte message type and
+// the payload. Print payloads are the raw bytes the script printed (they
+// need not be UTF-8); every other payload is one JSON object, decoded
+// strictly: unknown fields and trailing data are errors. Frames larger than
+// the reader's limit are refused before their payload is read.
+//
+// Neither side trusts the other's bytes more than it must: the server
+// treats the worker as possibly compromised by the script it runs, so
+// Reader checks lengths, types and JSON shape, and callers check values.
+package workerproto

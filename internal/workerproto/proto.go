@@ -1,0 +1,85 @@
+package workerproto
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/keyhole-dev/keyhole/audit"
+	"github.com/keyhole-dev/keyhole/authz"
+)
+
+// Type is the type of a frame.
+type Type byte
+
+// Message types.
+const (
+	TypeStart  Type = 1 // server → worker: *Start, JSON
+	TypeAudit  Type = 2 // worker → server: audit.Event, JSON
+	TypePrint  Type = 3 // worker → server: raw bytes of one print call
+	TypeResult Type = 4 // worker → server: *Result, JSON
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeStart:
+		return "start"
+	case TypeAudit:
+		return "audit"
+	case TypePrint:
+		return "print"
+	case TypeResult:
+		return "result"
+	}
+	return "unknown"
+}
+
+// Start is everything a worker needs to run one script. The server keeps the
+// policy of record; Policies is a copy of its source files, which the
+// worker validates again and must find at PolicyVersion.
+type Start struct {
+	Filename  string          `json:"filename"`
+	Script    string          `json:"script"`
+	Args      json.RawMessage `json:"args,omitempty"` // a JSON object, or absent
+	Principal authz.Principal `json:"principal"`
+	// Context is the request context; Now is the server's clock when the
+	// session started, and the worker advances it by its own monotonic
+	// clock.
+	Context authz.Context `json:"context"`
+	// Event is the template of every decision event the worker reports.
+	Event         audit.Event       `json:"event"`
+	Policies      map[string][]byte `json:"policies"`
+	PolicyVersion string            `json:"policy_version"`
+	Limits        Limits            `json:"limits"`
+}
+
+// Limits are the limits of one script. Zero means the runtime's default,
+// except MaxMemory and MaxStack, where zero means no limit of that kind.
+type Limits struct {
+	MaxSteps     uint64        `json:"max_steps"`
+	MaxWall      time.Duration `json:"max_wall"`
+	MaxOutput    int64         `json:"max_output"`
+	MaxMemory    int64         `json:"max_memory"`     // bytes of the worker's heap
+	MaxStack     int64         `json:"max_stack"`      // bytes of one goroutine's stack
+	MaxReadBytes int64         `json:"max_read_bytes"` // bytes one fs.read may return
+}
+
+// Error is the error that ended a script.
+type Error struct {
+	Kind     string   `json:"kind"`
+	Message  string   `json:"message"`
+	Action   string   `json:"action"`
+	Resource string   `json:"resource"`
+	Policies []string `json:"policies"`
+}
+
+// Result is the last message of a worker.
+type Result struct {
+	Exit  int             `json:"exit"`
+	Error *Error          `json:"error"`
+	Value json.RawMessage `json:"value,omitempty"` // what the script passed to result(), JSON
+	Steps uint64          `json:"steps"`
+	// Duration is how long the script ran inside the worker.
+	Duration     time.Duration `json:"duration"`
+	BytesRead    int64         `json:"bytes_read"`
+	BytesWritten int64         `json:"bytes_written"`
+}

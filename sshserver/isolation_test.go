@@ -1,0 +1,247 @@
+package sshserver_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/keyhole-dev/keyhole/internal/testenv"
+	"github.com/keyhole-dev/keyhole/sshserver"
+)
+
+// runXC runs script over exec with an x/crypto client and returns its
+// stdout, stderr and exit status.
+func runXC(t *testing.T, e *testenv.Env, script string) (string, string, int) {
+	t.Helper()
+	c := dial(t, e, "logs")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var stdout, stderr strings.Builder
+	s.Stdout, s.Stderr = &stdout, &stderr
+	err = s.Run(script)
+	exit := 0
+	if err != nil {
+		var ee *gossh.ExitError
+		if !asExit(err, &ee) {
+			t.Fatalf("run: %v", err)
+		}
+		exit = ee.ExitStatus()
+	}
+	return stdout.String(), stderr.String(), exit
+}
+
+// sessionEnd waits for the session.end line of the session that read
+// marker, and returns that session's events in order.
+func sessionOf(t *testing.T, e *testenv.Env, marker string) []map[string]any {
+	t.Helper()
+	var sid any
+	e.WaitAudit(t, func(ev map[string]any) bool {
+		if ev["resource"] == marker {
+			sid = ev["session"]
+		}
+		return sid != nil && ev["session"] == sid && ev["event"] == "session.end"
+	})
+	var out []map[string]any
+	for _, ev := range e.Audit(t) {
+		if ev["session"] == sid {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// TestWorkerIsolation runs scripts that end their worker abnormally: each
+// ends its own session with a clear error, every decision made before the
+// end is in the audit log, and the server serves the next client.
+func TestWorkerIsolation(t *testing.T) {
+	e := startEnv(t, sshserver.Limits{MaxMemory: 256 << 20, MaxStack: 4 << 20, MaxWall: time.Minute, MaxSteps: 1 << 40})
+	marker := e.Sandbox + "/logs/app.log"
+	read := fmt.Sprintf("fs.stat(%q)\n", marker)
+	tests := []struct {
+		name     string
+		script   string
+		wantExit int
+		wantErr  string
+	}{
+		{"memory-big-string", read + `s = "x" * ((1 << 30) - 1)` + "\nprint(len(s))", 124, "LIMIT_EXCEEDED: memory limit of 268435456 bytes exceeded"},
+		{"memory-big-list", read + `l = [None] * (1 << 26)` + "\nprint(len(l))", 124, "LIMIT_EXCEEDED: memory limit of 268435456 bytes exceeded"},
+		{"memory-growing-list", read + "l = []\nwhile True:\n    l.append(\"%d\" % len(l))", 124, "LIMIT_EXCEEDED: memory limit of 268435456 bytes exceeded"},
+		{"stack-overflow-deep-value", read + "x = []\nfor i in range(100000):\n    x = [x]\nprint(len(str(x)))", 124, "LIMIT_EXCEEDED: interpreter stack limit"},
+		{"deep-nesting-syntax", read + strings.Repeat("[", 100000) + strings.Repeat("]", 100000), 2, "SYNTAX_ERROR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, exit := runXC(t, e, tt.script)
+			if exit != tt.wantExit || !strings.Contains(stderr, tt.wantErr) {
+				t.Errorf("exit %d stderr %q stdout %q, want %d and %q", exit, stderr, stdout, tt.wantExit, tt.wantErr)
+			}
+			if tt.wantExit == 2 {
+				return // never ran: no decision
+			}
+			evs := sessionOf(t, e, marker)
+			var kinds []string
+			for _, ev := range evs {
+				kinds = append(kinds, fmt.Sprint(ev["event"], " ", ev["resource"]))
+			}
+			if len(evs) < 3 || evs[1]["event"] != "decision" || evs[len(evs)-1]["exit"] != float64(tt.wantExit) {
+				t.Errorf("session's audit lines: %v, last %v", kinds, evs[len(evs)-1])
+			}
+			stillServes(t, e)
+		})
+	}
+}
+
+// pidHook records the pid of each worker the server starts.
+type pidHook struct {
+	mu   sync.Mutex
+	pids []int
+}
+
+func (h *pidHook) Levels() []logrus.Level { return logrus.AllLevels }
+func (h *pidHook) Fire(en *logrus.Entry) error {
+	if en.Message == "worker started" {
+		h.mu.Lock()
+		h.pids = append(h.pids, en.Data["pid"].(int))
+		h.mu.Unlock()
+	}
+	return nil
+}
+
+func (h *pidHook) last() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.pids) == 0 {
+		return 0
+	}
+	return h.pids[len(h.pids)-1]
+}
+
+func TestWorkerKilled(t *testing.T) {
+	log := logrus.New()
+	log.SetOutput(discardWriter{})
+	log.SetLevel(logrus.DebugLevel)
+	hook := &pidHook{}
+	log.AddHook(hook)
+	e := testenv.Start(t, testenv.Options{
+		Policies: map[string]string{"logs.cedar": logsPolicy},
+		Files:    sandboxFiles,
+		Limits:   sshserver.Limits{MaxWall: time.Minute, MaxSteps: 1 << 40},
+		Log:      log,
+	})
+	marker := e.Sandbox + "/logs/app.log"
+	c := dial(t, e, "logs")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stdout, err := s.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	s.Stderr = &stderr
+	if err := s.Start(fmt.Sprintf("fs.stat(%q)\nprint(\"ready\")\nwhile True: pass", marker)); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("read %q, %v", line, err)
+	}
+	pid := hook.last()
+	if pid == 0 {
+		t.Fatal("no worker pid logged")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Wait()
+	var ee *gossh.ExitError
+	if !asExit(err, &ee) || ee.ExitStatus() != 125 || !strings.Contains(stderr.String(), "INTERNAL: worker process killed by signal 9") {
+		t.Errorf("err %v stderr %q", err, stderr.String())
+	}
+	evs := sessionOf(t, e, marker)
+	if len(evs) != 3 || evs[1]["event"] != "decision" || evs[2]["exit"] != float64(125) {
+		t.Errorf("session's audit lines: %v", evs)
+	}
+	stillServes(t, e)
+}
+
+type discardWriter struct{}
+
+func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestMisbehavingWorker runs the server against workers that break the
+// protocol, as a subverted worker might: the session ends INTERNAL, what
+// the worker may say is logged with the session's own identity, nothing it
+// may not say is, and the server serves the next client.
+func TestMisbehavingWorker(t *testing.T) {
+	tests := []struct {
+		mode      string
+		wantExit  int
+		wantErr   string
+		decisions int
+	}{
+		{"exit-without-result", 125, "INTERNAL: worker process exited with status 3 without a result", 1},
+		{"garbage", 125, "INTERNAL: worker protocol error", 1},
+		{"huge-frame", 125, "INTERNAL: worker protocol error", 0},
+		{"forged-event", 125, "INTERNAL: worker protocol error", 0},
+		{"bad-exit", 125, "INTERNAL: worker protocol error", 0},
+		{"after-result", 125, "INTERNAL: worker protocol error", 0},
+		{"forged-identity", 0, "", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			t.Parallel()
+			exe, err := os.Executable()
+			if err != nil {
+				t.Fatal(err)
+			}
+			mode := tt.mode
+			e := testenv.Start(t, testenv.Options{
+				Policies: map[string]string{"logs.cedar": logsPolicy},
+				Worker: func() *exec.Cmd {
+					cmd := sshserver.WorkerCommand(exe, "fake-worker")()
+					cmd.Env = []string{fakeWorkerEnv + "=" + mode}
+					return cmd
+				},
+			})
+			_, stderr, exit := runXC(t, e, `print("hi")`)
+			if exit != tt.wantExit || !strings.Contains(stderr, tt.wantErr) {
+				t.Errorf("exit %d stderr %q, want %d %q", exit, stderr, tt.wantExit, tt.wantErr)
+			}
+			end := e.WaitAudit(t, func(ev map[string]any) bool { return ev["event"] == "session.end" })
+			evs := e.Audit(t)
+			var ds []map[string]any
+			for _, ev := range evs {
+				if ev["session"] != end["session"] && ev["event"] != "auth.refused" {
+					t.Errorf("audit line of another session: %v", ev)
+				}
+				if ev["event"] == "decision" {
+					ds = append(ds, ev)
+				}
+			}
+			if len(ds) != tt.decisions {
+				t.Fatalf("decisions %v, want %d", ds, tt.decisions)
+			}
+			for _, d := range ds {
+				if d["user"] != "agent-7" || d["role"] != "logs" || d["session"] != end["session"] ||
+					d["resource"] != "/fake/before" || strings.HasPrefix(fmt.Sprint(d["time"]), "2020") {
+					t.Errorf("decision line not the session's own: %v", d)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,205 @@
+package sshserver
+
+// The structured protocol, subsystem "keyhole" (DESIGN.md, "Wire
+// protocols"): one JSON request line in; JSON lines out: a print event per
+// print call, a decision event per authorized operation, then one end line
+// with the exit status, the result, the error and the statistics.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/keyhole-dev/keyhole/audit"
+	"github.com/keyhole-dev/keyhole/hostops"
+	"github.com/keyhole-dev/keyhole/starlarkrt"
+)
+
+// structuredRequest is the request line of subsystem keyhole.
+type structuredRequest struct {
+	Script *string         `json:"script"`
+	Args   json.RawMessage `json:"args"`
+}
+
+// Events and the end line of the structured protocol.
+type (
+	printEvent struct {
+		Print string `json:"print"`
+	}
+	decisionEvent struct {
+		Decision decisionBody `json:"decision"`
+	}
+	decisionBody struct {
+		Action   string   `json:"action"`
+		Resource string   `json:"resource"`
+		Allow    bool     `json:"allow"`
+		Policies []string `json:"policies"`
+	}
+	endLine struct {
+		Exit   int             `json:"exit"`
+		Result json.RawMessage `json:"result"`
+		Error  *endError       `json:"error"`
+		Stats  endStats        `json:"stats"`
+	}
+	endError struct {
+		Kind     string   `json:"kind"`
+		Message  string   `json:"message"`
+		Action   string   `json:"action"`
+		Resource string   `json:"resource"`
+		Policies []string `json:"policies"`
+	}
+	endStats struct {
+		Steps        uint64 `json:"steps"`
+		DurationMS   int64  `json:"duration_ms"`
+		BytesRead    int64  `json:"bytes_read"`
+		BytesWritten int64  `json:"bytes_written"`
+		Allowed      int    `json:"allowed"`
+		Denied       int    `json:"denied"`
+	}
+)
+
+// maxRequestLine is the cap on a request line: the script, JSON-escaped,
+// and its arguments.
+func (s *Server) maxRequestLine() int64 { return 2*s.cfg.Limits.MaxScript + 64<<10 }
+
+var errLineTooLong = errors.New("request line too long")
+
+// runStructured reads the request line, runs its script and reports in
+// JSON lines. It starts as soon as the line is complete, without waiting
+// for the end of input.
+func (ss *session) runStructured(ctx context.Context) int {
+	var out io.Writer = ss.ch
+	if ss.pty {
+		out = &crlfWriter{w: ss.ch}
+	}
+	jw := &jsonLines{w: out}
+	max := ss.s.maxRequestLine()
+	line, err := readLine(ss.ch, max)
+	if err != nil {
+		if errors.Is(err, errLineTooLong) {
+			return ss.refuseStructured(jw, starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+				fmt.Sprintf("request line longer than %d bytes", max))
+		}
+		return ss.refuseStructured(jw, starlarkrt.ExitInternal, starlarkrt.KindInternal, "reading request: "+err.Error())
+	}
+	req, err := parseRequest(line)
+	if err != nil {
+		return ss.refuseStructured(jw, starlarkrt.ExitScriptError, hostops.KindInvalidArgument, err.Error())
+	}
+	src := *req.Script
+	sum := starlarkrt.ScriptSHA256(src)
+	ss.mu.Lock()
+	ss.base.ScriptSHA256 = sum
+	ss.base.Transport = "script"
+	event := ss.base
+	ss.mu.Unlock()
+	if int64(len(src)) > ss.s.cfg.Limits.MaxScript {
+		return ss.finishStructured(jw, endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+			fmt.Sprintf("script larger than %d bytes", ss.s.cfg.Limits.MaxScript)))
+	}
+	end := ss.runWorker(ctx, ss.startMessage(src, sum, req.Args, event), scriptSink{
+		print: func(p []byte) error {
+			return jw.write(printEvent{Print: string(bytes.TrimSuffix(p, []byte("\n")))})
+		},
+		decision: func(e audit.Event) {
+			pol := e.Policies
+			if pol == nil {
+				pol = []string{}
+			}
+			_ = jw.write(decisionEvent{Decision: decisionBody{Action: e.Action, Resource: e.Resource,
+				Allow: e.Decision == "allow", Policies: pol}})
+		},
+	})
+	return ss.finishStructured(jw, end)
+}
+
+// parseRequest checks a request line: one JSON object with a string
+// "script" and, optionally, an object "args"; nothing else.
+func parseRequest(line []byte) (*structuredRequest, error) {
+	if len(bytes.TrimSpace(line)) == 0 {
+		return nil, errors.New("request: empty request line, want {\"script\": \"...\", \"args\": {...}}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	var req structuredRequest
+	if err := dec.Decode(&req); err != nil {
+		return nil, fmt.Errorf("request: not a JSON object of script and args: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("request: data after the JSON object")
+	}
+	if req.Script == nil {
+		return nil, errors.New("request: missing \"script\"")
+	}
+	args := bytes.TrimSpace(req.Args)
+	if len(args) > 0 && !bytes.Equal(args, []byte("null")) && args[0] != '{' {
+		return nil, errors.New("request: \"args\" must be a JSON object")
+	}
+	return &req, nil
+}
+
+// readLine reads up to and without the first newline, at most max bytes.
+// The end of input also ends the line.
+func readLine(r io.Reader, max int64) ([]byte, error) {
+	br := bufio.NewReader(io.LimitReader(r, max+1))
+	line, err := br.ReadBytes('\n')
+	if err == nil {
+		return bytes.TrimSuffix(line, []byte("\n")), nil
+	}
+	if !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if int64(len(line)) > max {
+		return nil, errLineTooLong
+	}
+	return line, nil
+}
+
+// refuseStructured audits a request that runs no script and ends it.
+func (ss *session) refuseStructured(jw *jsonLines, exit int, kind, msg string) int {
+	ss.log(audit.Event{Event: audit.RequestRefused, Request: "subsystem keyhole", Reason: msg})
+	return ss.finishStructured(jw, endWith(exit, kind, msg))
+}
+
+// finishStructured writes the end line, the stderr line, the exit status,
+// and closes the channel for writing.
+func (ss *session) finishStructured(jw *jsonLines, end *scriptEnd) int {
+	line := endLine{
+		Exit:   end.Exit,
+		Result: end.Value,
+		Stats: endStats{Steps: end.Steps, DurationMS: end.Duration.Milliseconds(), BytesRead: end.BytesRead,
+			BytesWritten: end.BytesWritten, Allowed: end.Allowed, Denied: end.Denied},
+	}
+	if len(line.Result) == 0 {
+		line.Result = json.RawMessage("null")
+	}
+	if e := end.Err; e != nil {
+		pol := e.Policies
+		if pol == nil {
+			pol = []string{}
+		}
+		line.Error = &endError{Kind: e.Kind, Message: e.Message, Action: e.Action, Resource: e.Resource, Policies: pol}
+	}
+	_ = jw.write(line)
+	return ss.finish(end.result())
+}
+
+// jsonLines writes one JSON value a line. Only one goroutine writes at a
+// time: the worker's reader while the script runs, then the script's.
+type jsonLines struct{ w io.Writer }
+
+func (j *jsonLines) write(v any) error {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := io.WriteString(j.w, b.String())
+	return err
+}

@@ -1,0 +1,520 @@
+package sshserver
+
+// Worker supervision: every script runs in a worker process (DESIGN.md,
+// "Worker process per script"). The server sends the Start message, writes
+// the audit events the worker reports, forwards its output, enforces the
+// wall-clock and memory limits from outside, and decides how the script
+// ended, even when the worker crashes or is killed.
+//
+// Goroutines of one run: the session's script goroutine (runWorker: owns
+// the timers and decides the end), one writing the Start message, one
+// reading the worker's messages (owns the counters until it finishes), one
+// draining stderr, and one waiting for the process. runWorker returns only
+// after the reader has seen the end of the pipe, so every audit event the
+// worker sent is logged before the session's end is.
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/keyhole-dev/keyhole/audit"
+	"github.com/keyhole-dev/keyhole/authz"
+	"github.com/keyhole-dev/keyhole/hostops"
+	"github.com/keyhole-dev/keyhole/internal/workerproto"
+	"github.com/keyhole-dev/keyhole/starlarkrt"
+)
+
+// Worker defaults and the server's own margins around the worker's limits.
+const (
+	// DefaultMaxMemory is the default cap on a worker's memory.
+	DefaultMaxMemory = 512 << 20
+	// DefaultMaxStack caps one interpreter goroutine's stack: deep nesting
+	// ends the worker with a stack overflow long before memory runs out.
+	DefaultMaxStack = 64 << 20
+	// wallGrace is how long past MaxWall the server waits for the worker's
+	// own result before killing it; cancelGrace the same after the session
+	// ended.
+	wallGrace   = 5 * time.Second
+	cancelGrace = 2 * time.Second
+	// drainGrace is how long the server keeps reading the worker's pipes
+	// after the process is gone (a descendant may still hold them).
+	drainGrace = 2 * time.Second
+	// memPoll is how often the worker's resident memory is checked.
+	memPoll = 20 * time.Millisecond
+	// stderrKeep is how much of a worker's stderr is kept for its log line.
+	stderrKeep = 16 << 10
+)
+
+// WorkerCommand returns a Config.Worker that runs the program at path
+// (absolute, so PATH plays no part) with the argument vector args, args[0]
+// being argv[0]: WorkerCommand(exe, "keyhole", "worker").
+func WorkerCommand(path string, args ...string) func() *exec.Cmd {
+	args = append([]string(nil), args...)
+	return func() *exec.Cmd {
+		return &exec.Cmd{Path: path, Args: append([]string(nil), args...)}
+	}
+}
+
+// scriptEnd is how a script ended, as both wire protocols report it.
+type scriptEnd struct {
+	Exit         int
+	Err          *workerproto.Error
+	Value        json.RawMessage // nil when the script set no result
+	Steps        uint64
+	Duration     time.Duration
+	BytesRead    int64
+	BytesWritten int64
+	Allowed      int
+	Denied       int
+}
+
+func endWith(exit int, kind, msg string) *scriptEnd {
+	return &scriptEnd{Exit: exit, Err: &workerproto.Error{Kind: kind, Message: msg}}
+}
+
+// scriptSink receives what a running script produces, from the reading
+// goroutine, in order.
+type scriptSink struct {
+	print    func([]byte) error // one print call's bytes, newline included
+	decision func(audit.Event)  // after the event is in the audit log
+}
+
+// worker is one started worker process.
+type worker struct {
+	cmd    *exec.Cmd
+	stdin  *os.File // write end of the worker's stdin
+	stdout *os.File // read end of the worker's stdout
+	stderr *os.File // read end of the worker's stderr
+}
+
+// startWorker starts a worker with its hygiene: its own process group,
+// SIGKILL when the server dies, cwd "/", only the three pipes as
+// descriptors, and no environment beyond what the command sets itself.
+func (s *Server) startWorker() (*worker, error) {
+	if s.cfg.Worker == nil {
+		return nil, errors.New("sshserver: no worker command configured")
+	}
+	cmd := s.cfg.Worker()
+	if cmd == nil || cmd.Path == "" {
+		return nil, errors.New("sshserver: worker command is empty")
+	}
+	if cmd.Env == nil {
+		cmd.Env = []string{} // nil would inherit the server's environment
+	}
+	cmd.Dir = "/"
+	cmd.ExtraFiles = nil
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	var (
+		files []*os.File
+		err   error
+	)
+	pipe := func() (r, w *os.File) {
+		if err != nil {
+			return nil, nil
+		}
+		r, w, err = os.Pipe()
+		files = append(files, r, w)
+		return r, w
+	}
+	inR, inW := pipe()
+	outR, outW := pipe()
+	errR, errW := pipe()
+	closeAll := func() {
+		for _, f := range files {
+			_ = f.Close()
+		}
+	}
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("sshserver: worker pipes: %w", err)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	if err := cmd.Start(); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("sshserver: start worker: %w", err)
+	}
+	// The child has its ends; the server keeps only its own.
+	_ = inR.Close()
+	_ = outW.Close()
+	_ = errW.Close()
+	return &worker{cmd: cmd, stdin: inW, stdout: outR, stderr: errR}, nil
+}
+
+// kill ends the worker and everything in its process group. It must only
+// be called before the process has been waited for, so the group id cannot
+// have been reused.
+func (w *worker) kill() {
+	_ = syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
+	_ = w.cmd.Process.Kill()
+}
+
+// rss returns the worker's resident memory in bytes, or -1.
+func (w *worker) rss() int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(w.cmd.Process.Pid) + "/statm")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return -1
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+// runWorker runs st in a new worker and returns how it ended. Decision
+// events are logged to the audit log as they arrive, with the session's
+// identity fields, not the worker's.
+func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink scriptSink) *scriptEnd {
+	s := ss.s
+	lim := st.Limits
+	log := s.cfg.Log.WithField("session", ss.sid)
+	w, err := s.pool.get()
+	if err != nil {
+		log.WithError(err).Error("worker did not start")
+		return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "worker process did not start")
+	}
+	defer w.stdout.Close()
+	defer w.stderr.Close()
+	pid := w.cmd.Process.Pid
+	log.WithField("pid", pid).Debug("worker started")
+
+	go func() {
+		// A worker that dies before reading it makes this fail; its exit
+		// says why.
+		_ = workerproto.NewWriter(w.stdin).WriteJSON(workerproto.TypeStart, st)
+	}()
+	stdinOnce := sync.OnceFunc(func() { _ = w.stdin.Close() })
+	defer stdinOnce()
+
+	rd := &workerReader{ss: ss, sink: sink, maxOutput: lim.MaxOutput, template: st.Event}
+	readDone := make(chan struct{})
+	go func() { defer close(readDone); rd.run(w.stdout) }()
+	var stderr bytes.Buffer
+	errDone := make(chan struct{})
+	go func() { defer close(errDone); keepHead(&stderr, w.stderr, stderrKeep) }()
+	waitDone := make(chan error, 1)
+	go func() { waitDone <- w.cmd.Wait() }()
+
+	wall := time.NewTimer(lim.MaxWall + wallGrace)
+	defer wall.Stop()
+	poll := time.NewTicker(memPoll)
+	defer poll.Stop()
+	baseRSS := w.rss()
+	var (
+		killed   *scriptEnd // why the server killed the worker, if it did
+		cancelC  <-chan time.Time
+		sessionX bool // the session ended first
+		waitErr  error
+		exited   bool
+		ctxDone  = ctx.Done()
+		readC    = (<-chan struct{})(readDone)
+	)
+	kill := func(why *scriptEnd) {
+		if exited {
+			return
+		}
+		if killed == nil {
+			killed = why
+		}
+		w.kill()
+	}
+	for !exited || readC != nil {
+		select {
+		case <-ctxDone:
+			ctxDone = nil
+			sessionX = true
+			stdinOnce() // asks the worker to stop the script
+			cancelC = time.After(cancelGrace)
+		case <-cancelC:
+			cancelC = nil
+			kill(endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "session ended"))
+		case <-wall.C:
+			kill(endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+				fmt.Sprintf("wall-clock limit of %s exceeded (worker stopped by the server)", lim.MaxWall)))
+		case <-poll.C:
+			if lim.MaxMemory <= 0 || exited {
+				continue
+			}
+			if rss := w.rss(); rss > 0 && rss-max(baseRSS, 0) > lim.MaxMemory {
+				kill(endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+					fmt.Sprintf("memory limit of %d bytes exceeded", lim.MaxMemory)))
+			}
+		case <-readC:
+			readC = nil
+			if rd.protoErr != nil {
+				log.WithError(rd.protoErr).Error("worker protocol error")
+				kill(endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "worker protocol error"))
+			} else if rd.overOutput {
+				kill(endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+					fmt.Sprintf("output limit of %d bytes exceeded", lim.MaxOutput)))
+			}
+		case waitErr = <-waitDone:
+			exited = true
+			stdinOnce()
+			if readC != nil {
+				// Whatever the worker wrote is in the pipe; a descendant
+				// still holding it gets drainGrace, then the pipe is shut.
+				go func() {
+					select {
+					case <-readDone:
+					case <-time.After(drainGrace):
+						_ = w.stdout.Close()
+						ss.ch.Close() // a writer stuck on a client that does not read
+					}
+				}()
+			}
+		}
+	}
+	select {
+	case <-errDone:
+	case <-time.After(drainGrace):
+		_ = w.stderr.Close()
+		<-errDone
+	}
+
+	end := rd.result
+	switch {
+	case end != nil && killed == nil:
+	case killed != nil:
+		end = killed
+	case sessionX:
+		end = endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "session ended")
+	default:
+		end = crashEnd(waitErr, stderr.String(), lim)
+	}
+	if rd.result == nil {
+		log.WithFields(map[string]any{"pid": pid, "exit": fmt.Sprint(waitErr), "stderr": tail(stderr.String(), 2048)}).
+			Warn("worker ended without a result")
+	}
+	end.Allowed, end.Denied = rd.allowed, rd.denied
+	return end
+}
+
+// crashEnd names the end of a worker that sent no result and was not
+// killed by the server.
+func crashEnd(waitErr error, stderr string, lim workerproto.Limits) *scriptEnd {
+	switch {
+	case strings.Contains(stderr, "stack overflow") || strings.Contains(stderr, "goroutine stack exceeds"):
+		return endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+			fmt.Sprintf("interpreter stack limit of %d bytes exceeded (nesting too deep)", lim.MaxStack))
+	case strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory"):
+		return endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+			fmt.Sprintf("memory limit of %d bytes exceeded", lim.MaxMemory))
+	}
+	var ee *exec.ExitError
+	if errors.As(waitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal,
+				fmt.Sprintf("worker process killed by signal %d (%s)", int(ws.Signal()), ws.Signal()))
+		}
+		return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal,
+			fmt.Sprintf("worker process exited with status %d without a result", ee.ExitCode()))
+	}
+	return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "worker process ended without a result")
+}
+
+// workerReader reads one worker's messages. Its fields are owned by the
+// reading goroutine until it returns.
+type workerReader struct {
+	ss        *session
+	sink      scriptSink
+	template  audit.Event
+	maxOutput int64
+
+	output     int64
+	allowed    int
+	denied     int
+	result     *scriptEnd
+	protoErr   error
+	overOutput bool
+}
+
+// run reads messages until the pipe ends or the worker breaks the
+// protocol. A worker that breaks it is killed and nothing more it says is
+// believed; what it sent before is logged.
+func (rd *workerReader) run(r io.Reader) {
+	fr := workerproto.NewReader(r, workerproto.DefaultMaxFrame)
+	for {
+		typ, p, err := fr.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
+				rd.protoErr = err
+			}
+			return
+		}
+		if rd.result != nil {
+			rd.protoErr = fmt.Errorf("sshserver: worker sent %s after its result", typ)
+			return
+		}
+		switch typ {
+		case workerproto.TypeAudit:
+			if err := rd.audit(p); err != nil {
+				rd.protoErr = err
+				return
+			}
+		case workerproto.TypePrint:
+			rd.output += int64(len(p))
+			if rd.maxOutput > 0 && rd.output > rd.maxOutput {
+				rd.overOutput = true
+				return
+			}
+			_ = rd.sink.print(p)
+		case workerproto.TypeResult:
+			var res workerproto.Result
+			if err := workerproto.Decode(typ, p, &res); err != nil {
+				rd.protoErr = err
+				return
+			}
+			if !validEnd(&res) {
+				rd.protoErr = fmt.Errorf("sshserver: worker result has exit %d and error %v", res.Exit, res.Error)
+				return
+			}
+			if len(res.Value) > 0 && !json.Valid(res.Value) {
+				rd.protoErr = errors.New("sshserver: worker result value is not JSON")
+				return
+			}
+			rd.result = &scriptEnd{Exit: res.Exit, Err: res.Error, Value: res.Value, Steps: res.Steps,
+				Duration: res.Duration, BytesRead: res.BytesRead, BytesWritten: res.BytesWritten}
+		default:
+			rd.protoErr = fmt.Errorf("sshserver: worker sent a %s message", typ)
+			return
+		}
+	}
+}
+
+// audit logs one decision event the worker reported. Only the fields the
+// operation decides (action, resource, decision, policies, reason) come
+// from the worker; who, where, when and under which policy come from the
+// session.
+func (rd *workerReader) audit(p []byte) error {
+	var e audit.Event
+	if err := workerproto.Decode(workerproto.TypeAudit, p, &e); err != nil {
+		return err
+	}
+	if e.Event != audit.Decision {
+		return fmt.Errorf("sshserver: worker sent a %q audit event", e.Event)
+	}
+	switch e.Decision {
+	case "allow":
+		rd.allowed++
+	case "deny":
+		rd.denied++
+	default:
+		return fmt.Errorf("sshserver: worker sent decision %q", e.Decision)
+	}
+	out := rd.template
+	out.Time = rd.ss.s.cfg.Clock()
+	out.Event = audit.Decision
+	out.Action = e.Action
+	out.Resource = e.Resource
+	out.Decision = e.Decision
+	out.Policies = e.Policies
+	out.Reason = e.Reason
+	rd.ss.s.cfg.Audit.Log(out)
+	if rd.sink.decision != nil {
+		rd.sink.decision(out)
+	}
+	return nil
+}
+
+// keepHead copies the first n bytes of r into b and discards the rest
+// until r ends.
+func keepHead(b *bytes.Buffer, r io.Reader, n int64) {
+	_, _ = io.Copy(b, io.LimitReader(r, n))
+	_, _ = io.Copy(io.Discard, r)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// startMessage is the Start message of the session's script: the identity
+// of the key that authenticated, the request context, the decision event
+// template and a copy of the policy of record.
+func (ss *session) startMessage(src, sum string, args json.RawMessage, event audit.Event) *workerproto.Start {
+	lim := ss.s.cfg.Limits
+	wall := lim.MaxWall
+	if wall == 0 {
+		wall = starlarkrt.DefaultMaxWall
+	}
+	steps := lim.MaxSteps
+	if steps == 0 {
+		steps = starlarkrt.DefaultMaxSteps
+	}
+	output := lim.MaxOutput
+	if output == 0 {
+		output = starlarkrt.DefaultMaxOutput
+	}
+	return &workerproto.Start{
+		Filename: "script",
+		Script:   src,
+		Args:     args,
+		Principal: authz.Principal{
+			UserID:      ss.id.UserID,
+			Role:        ss.id.Role,
+			Principals:  ss.id.Principals,
+			Serial:      ss.id.Serial,
+			Fingerprint: ss.id.Fingerprint,
+			Auth:        ss.id.Auth,
+		},
+		Context: authz.Context{
+			SourceIP:     addrOf(ss.conn.RemoteAddr()),
+			Now:          ss.s.cfg.Clock(),
+			SessionID:    ss.sid,
+			ScriptSHA256: sum,
+			Transport:    event.Transport,
+		},
+		Event:         event,
+		Policies:      ss.policy.Files(),
+		PolicyVersion: ss.policy.Version(),
+		Limits: workerproto.Limits{
+			MaxSteps:  steps,
+			MaxWall:   wall,
+			MaxOutput: output,
+			MaxMemory: lim.MaxMemory,
+			MaxStack:  cmp.Or(lim.MaxStack, DefaultMaxStack),
+		},
+	}
+}
+
+// result is the end as the plain protocol reports it.
+func (e *scriptEnd) result() *starlarkrt.Result {
+	res := &starlarkrt.Result{Exit: e.Exit, Steps: e.Steps, Duration: e.Duration}
+	if e.Err != nil {
+		res.Err = &starlarkrt.Error{Kind: e.Err.Kind, Message: e.Err.Message, Action: e.Err.Action,
+			Resource: e.Err.Resource, Policies: e.Err.Policies}
+	}
+	return res
+}
+
+// validEnd reports whether a worker's result is one a script can have: a
+// known exit status, with an error exactly when it is not 0.
+func validEnd(res *workerproto.Result) bool {
+	switch res.Exit {
+	case starlarkrt.ExitOK:
+		return res.Error == nil
+	case starlarkrt.ExitScriptError, starlarkrt.ExitSyntaxError, starlarkrt.ExitAccessDenied,
+		starlarkrt.ExitLimitExceeded, starlarkrt.ExitInternal:
+		return res.Error != nil && res.Error.Kind != ""
+	}
+	return false
+}

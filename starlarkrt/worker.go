@@ -1,0 +1,193 @@
+package starlarkrt
+
+// The worker side of the server ↔ worker protocol (internal/workerproto):
+// one script, received over a pipe, run under its limits, with every audit
+// event and print call sent back as it happens.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/keyhole-dev/keyhole/audit"
+	"github.com/keyhole-dev/keyhole/authz"
+	"github.com/keyhole-dev/keyhole/hostops"
+	"github.com/keyhole-dev/keyhole/internal/workerproto"
+)
+
+// ServeWorker runs the one script a Start message on in describes and
+// writes its Audit and Print messages and its Result to out. It returns
+// once the Result is written (nil) or the exchange failed (an error; the
+// server then decides the script's end from the worker's exit).
+//
+// The policy is rebuilt from the Start message's files with
+// authz.LoadFiles and must have the version the server named. End of input
+// after the Start message cancels the script, as the end of a session
+// does. Each audit event is written to out before the operation it records
+// acts; when it cannot be written, the operation does not happen.
+//
+// ServeWorker changes nothing process-wide; WorkerMain also applies the
+// memory and stack limits to the process.
+func ServeWorker(in io.Reader, out io.Writer) error {
+	return serveWorker(in, out, nil)
+}
+
+// serveWorker is ServeWorker with a hook that applies the Start message's
+// limits to the process before the script runs.
+func serveWorker(in io.Reader, out io.Writer, apply func(workerproto.Limits) error) error {
+	r := workerproto.NewReader(in, 0)
+	w := workerproto.NewWriter(out)
+	typ, p, err := r.Next()
+	if err != nil {
+		return fmt.Errorf("starlarkrt: worker: read start: %w", err)
+	}
+	if typ != workerproto.TypeStart {
+		return fmt.Errorf("starlarkrt: worker: first message is %s, want start", typ)
+	}
+	var st workerproto.Start
+	if err := workerproto.Decode(typ, p, &st); err != nil {
+		return fmt.Errorf("starlarkrt: worker: %w", err)
+	}
+	t0 := time.Now()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Anything after the Start message, or its end, stops the script.
+		_, _, _ = r.Next()
+		cancel()
+	}()
+
+	res := workerRun(ctx, &st, w, t0, apply)
+	if err := w.WriteJSON(workerproto.TypeResult, res); err != nil {
+		return fmt.Errorf("starlarkrt: worker: %w", err)
+	}
+	return nil
+}
+
+// workerRun runs st's script and returns its Result message.
+func workerRun(ctx context.Context, st *workerproto.Start, w *workerproto.Writer, t0 time.Time, apply func(workerproto.Limits) error) *workerproto.Result {
+	fail := func(kind, msg string) *workerproto.Result {
+		return &workerproto.Result{Exit: exitFor(kind), Error: &workerproto.Error{Kind: kind, Message: msg}}
+	}
+	policy, err := authz.LoadFiles(st.Policies)
+	if err != nil {
+		return fail(KindInternal, fmt.Sprintf("worker: policy snapshot does not load: %v", err))
+	}
+	if policy.Version() != st.PolicyVersion {
+		return fail(KindInternal, fmt.Sprintf("worker: policy snapshot is %s, want %s", policy.Version(), st.PolicyVersion))
+	}
+	args, err := decodeArgs(st.Args)
+	if err != nil {
+		return fail(hostops.KindInvalidArgument, err.Error())
+	}
+	if apply != nil {
+		if err := apply(st.Limits); err != nil {
+			return fail(KindInternal, fmt.Sprintf("worker: apply limits: %v", err))
+		}
+	}
+	base := st.Context.Now
+	if base.IsZero() {
+		base = t0
+	}
+	clock := func() time.Time { return base.Add(time.Since(t0)) }
+	host := &countingHost{Host: &hostops.Host{
+		Policy:       policy,
+		Principal:    st.Principal,
+		Context:      st.Context,
+		Audit:        auditPipe{w},
+		Event:        st.Event,
+		Clock:        clock,
+		MaxReadBytes: st.Limits.MaxReadBytes,
+	}}
+	filename := st.Filename
+	if filename == "" {
+		filename = "script"
+	}
+	res := Run(ctx, filename, st.Script, Options{
+		Host:      host,
+		Stdout:    printPipe{w},
+		MaxSteps:  st.Limits.MaxSteps,
+		MaxWall:   st.Limits.MaxWall,
+		MaxOutput: st.Limits.MaxOutput,
+		Args:      args,
+	})
+	out := &workerproto.Result{
+		Exit:      res.Exit,
+		Steps:     res.Steps,
+		Duration:  res.Duration,
+		BytesRead: host.read.Load(),
+	}
+	if res.Err != nil {
+		out.Error = &workerproto.Error{Kind: res.Err.Kind, Message: res.Err.Message, Action: res.Err.Action,
+			Resource: res.Err.Resource, Policies: res.Err.Policies}
+	}
+	if res.Value != nil {
+		v, err := json.Marshal(res.Value)
+		if err != nil {
+			out.Exit = ExitScriptError
+			out.Error = &workerproto.Error{Kind: KindScriptError, Message: fmt.Sprintf("result: value cannot be encoded as JSON: %v", err)}
+		} else {
+			out.Value = v
+		}
+	}
+	return out
+}
+
+// decodeArgs decodes the request's arguments, a JSON object or nothing;
+// numbers keep their text (json.Number) so integers stay exact.
+func decodeArgs(raw json.RawMessage) (map[string]any, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var args map[string]any
+	if err := dec.Decode(&args); err != nil {
+		return nil, fmt.Errorf("args: must be a JSON object: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("args: data after the object")
+	}
+	return args, nil
+}
+
+// auditPipe sends each audit event to the server. An event that cannot be
+// sent stops the operation it belongs to: hostops logs before it acts, so
+// the panic unwinds through it before anything happens, and Run turns it
+// into an INTERNAL result.
+type auditPipe struct{ w *workerproto.Writer }
+
+func (a auditPipe) Log(e audit.Event) {
+	if err := a.w.WriteJSON(workerproto.TypeAudit, e); err != nil {
+		panic(fmt.Sprintf("audit event not delivered, operation stopped: %v", err))
+	}
+}
+
+// printPipe sends each write (Run writes one per print call) to the server.
+type printPipe struct{ w *workerproto.Writer }
+
+func (p printPipe) Write(b []byte) (int, error) {
+	if err := p.w.WriteRaw(workerproto.TypePrint, b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// countingHost is the session's Host, counting the bytes reads return.
+// Every other operation is the embedded Host's own.
+type countingHost struct {
+	*hostops.Host
+	read atomic.Int64
+}
+
+func (c *countingHost) Read(path string, maxBytes int64) ([]byte, error) {
+	b, err := c.Host.Read(path, maxBytes)
+	c.read.Add(int64(len(b)))
+	return b, err
+}

@@ -1,0 +1,60 @@
+package starlarkrt
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/keyhole-dev/keyhole/internal/workerproto"
+)
+
+// WorkerMain is the body of the hidden "keyhole worker" command: it serves
+// one script on stdin and stdout (ServeWorker) and returns the process's
+// exit status. Before the script runs it applies the Start message's
+// limits to the whole process:
+//
+//   - MaxStack: debug.SetMaxStack, so runaway recursion in the interpreter
+//     (deep nesting in a script or in json) ends the process with "stack
+//     overflow" instead of eating memory.
+//   - MaxMemory: debug.SetMemoryLimit (the collector works harder near it)
+//     and RLIMIT_DATA at MaxMemory plus runtime headroom, so an allocation
+//     past it fails and the runtime exits with "out of memory". Race
+//     builds skip RLIMIT_DATA: the race detector's shadow memory counts
+//     against it. The server also watches the worker's resident memory.
+//   - RLIMIT_CORE 0: a crashing script leaves no core file holding what it
+//     read.
+//
+// Everything the runtime says on a fatal error goes to stderr, which the
+// server reads to name the reason.
+func WorkerMain() int {
+	if err := serveWorker(os.Stdin, os.Stdout, applyProcessLimits); err != nil {
+		fmt.Fprintf(os.Stderr, "keyhole worker: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// dataHeadroom is what the Go runtime needs besides the script's heap:
+// stacks, metadata and the collector's work, on top of MaxMemory.
+const dataHeadroom = 64 << 20
+
+func applyProcessLimits(l workerproto.Limits) error {
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
+		return fmt.Errorf("rlimit core: %w", err)
+	}
+	if l.MaxStack > 0 {
+		debug.SetMaxStack(int(l.MaxStack))
+	}
+	if l.MaxMemory > 0 {
+		debug.SetMemoryLimit(l.MaxMemory)
+		if !raceEnabled {
+			lim := uint64(l.MaxMemory) + dataHeadroom
+			if err := unix.Setrlimit(unix.RLIMIT_DATA, &unix.Rlimit{Cur: lim, Max: lim}); err != nil {
+				return fmt.Errorf("rlimit data: %w", err)
+			}
+		}
+	}
+	return nil
+}
