@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"math/bits"
 	"path"
 	"slices"
 	"strings"
@@ -48,13 +49,22 @@ func (p *PolicySet) Decide(req Request) (d Decision) {
 	}
 	ids := newRequestIDs(&req)
 	var buf [16]*entry
+	var words [32]uint64
 	cands := buf[:0]
 	needsEval, needs := false, attrSet(0)
-	for i := range b.policies {
-		if e := &b.policies[i]; e.scope.match(&ids) {
-			cands = append(cands, e)
-			needsEval = needsEval || e.scope.needsEval
-			needs |= e.scope.needs
+	// The index returns a superset of the policies whose scope matches,
+	// as positions: walked in increasing order, they are in load order.
+	pos := newPositions(len(b.policies), words[:])
+	b.index.lookup(pos, &ids)
+	for w, word := range pos {
+		for word != 0 {
+			e := &b.policies[w*64+bits.TrailingZeros64(word)]
+			word &= word - 1
+			if e.scope.match(&ids) {
+				cands = append(cands, e)
+				needsEval = needsEval || e.scope.needsEval
+				needs |= e.scope.needs
+			}
 		}
 	}
 	if !needsEval {

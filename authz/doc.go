@@ -1,7 +1,8 @@
 // Package authz is the only code in keyhole that knows Cedar: it owns the
 // embedded Cedar schema, loading and strict validation of policy files, the
-// entities a request is evaluated against, and Decide, the one door through
-// which every host operation is authorized.
+// entities a request is evaluated against, Decide, the one door through
+// which every host operation is authorized, and Store, which holds the set
+// in force for a policy directory and reloads it.
 //
 // Invariants:
 //   - Default deny: a request no permit matches is denied.
@@ -21,8 +22,17 @@
 //   - Immutable: a PolicySet's policies never change after Load returns it;
 //     it is safe for concurrent use. (Its only moving parts are two
 //     one-entry caches of built Cedar values, swapped atomically; see
-//     memo.go.) Reloading means loading a new set and swapping the pointer;
-//     the caller owns the swap, and keeps the old set when Load fails.
+//     memo.go.) A new policy text means a new PolicySet.
+//   - Reload swaps whole sets: a Store (reload.go) holds the set in force
+//     for a policy directory. Reload (on SIGHUP) and Watch (on file change)
+//     read, parse and validate the whole directory and only then swap one
+//     pointer; a set that fails to load is refused, logged with file:line
+//     and audited as policy.reload, and the last good set stays. A caller
+//     that needs one consistent view (a session) takes Store.Current once
+//     and keeps it. Watch acts on a read only when a second read a quiet
+//     period later finds the same bytes, so a file saved in place is not
+//     loaded cut off unless its writer pauses longer than that; files should
+//     still be renamed into place.
 //
 // Entities are computed on demand from the Request, not stored: the principal
 // Keyhole::User::"<UserID>" in Keyhole::Role::"<Role>", the resource, and for
@@ -32,7 +42,12 @@
 //
 // Decide is built for speed without changing what cedar-go would decide
 // (reference_test.go checks it against plain cedar.Authorize over every
-// policy with every entity): policies are indexed by action, scopes are
-// checked in Go before cedar-go sees a policy (scope.go), and entities
-// carry only the attributes some candidate policy names (attrs.go).
+// policy with every entity): policies are indexed by action and, within an
+// action, by the user or role and the directory or resource their scopes
+// name (index.go), so a request looks only at the policies that can match
+// it; scopes are checked in Go before cedar-go sees a policy (scope.go);
+// and entities carry only the attributes some candidate policy names
+// (attrs.go). Policies that name no principal or resource in their scope
+// but carry conditions are evaluated by cedar-go on every request they
+// can apply to.
 package authz

@@ -32,12 +32,21 @@ var emptyVersion = versionOf(nil, nil)
 // directory without policy files gives an empty set, which denies
 // everything; a missing directory is an error.
 func Load(dir string) (*PolicySet, error) {
+	files, errs, err := readPolicyFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	return load(dir, files, errs)
+}
+
+// readPolicyFiles returns the files Load reads in dir, by name, with an
+// error per file it could not read; err when dir itself cannot be read.
+func readPolicyFiles(dir string) (files map[string][]byte, errs []error, err error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("authz: read policy dir: %w", err)
+		return nil, nil, fmt.Errorf("authz: read policy dir: %w", err)
 	}
-	files := make(map[string][]byte)
-	var errs []error
+	files = make(map[string][]byte)
 	for _, e := range entries {
 		name := e.Name()
 		if e.IsDir() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, policySuffix) {
@@ -50,7 +59,7 @@ func Load(dir string) (*PolicySet, error) {
 		}
 		files[name] = b
 	}
-	return load(dir, files, errs)
+	return files, errs, nil
 }
 
 // LoadFiles builds a set from file name → content, as Load does for the files
@@ -115,6 +124,9 @@ func load(dir string, files map[string][]byte, errs []error) (*PolicySet, error)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	for _, b := range ps.byAction {
+		b.index = newScopeIndex(b.policies)
 	}
 	return ps, nil
 }

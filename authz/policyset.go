@@ -64,10 +64,11 @@ type entry struct {
 }
 
 // bucket is the action and the policies that may apply to it, in load
-// order.
+// order, indexed by the entities their scopes name (index.go).
 type bucket struct {
 	action   action
 	policies []entry
+	index    scopeIndex
 }
 
 // candidates are the policies of one request whose scope matched. It

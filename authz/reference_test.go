@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"fmt"
 	"net/netip"
 	"path"
 	"slices"
@@ -73,7 +74,7 @@ func TestDecideMatchesReference(t *testing.T) {
 			noErrors = append(noErrors, p)
 		}
 	}
-	sets = append(sets, referencePolicies, noErrors)
+	sets = append(sets, referencePolicies, noErrors, indexedPolicies())
 	for i, set := range sets {
 		ps := mustLoad(t, strings.Join(set, "\n"))
 		ref := parseReference(t, set)
@@ -94,6 +95,90 @@ func TestDecideMatchesReference(t *testing.T) {
 			t.Errorf("set %d (%s) named in %d of %d decisions: the grid does not exercise it", i, ps.IDs()[0], named, len(reqs))
 		}
 	}
+}
+
+// indexedPolicies returns many policies across users, roles, directories
+// at every depth of the grid, exact resources and the other scope forms,
+// each with some action scope and some condition, so that the index of
+// every action holds policies under every kind of key (and more than 64, so
+// positions span several words).
+func indexedPolicies() []string {
+	principals := []string{
+		`principal`,
+		`principal == Keyhole::User::"agent-7"`,
+		`principal == Keyhole::User::"ci"`,
+		`principal in Keyhole::User::"ci"`,
+		`principal in Keyhole::Role::"logs"`,
+		`principal in Keyhole::Role::"deploy"`,
+		`principal in Keyhole::Role::"ops"`,
+		`principal is Keyhole::User`,
+		`principal is Keyhole::User in Keyhole::Role::"deploy"`,
+		`principal is Keyhole::User in Keyhole::Role::"logs"`,
+	}
+	fileDir := []string{
+		`resource`,
+		`resource in Keyhole::Dir::"/"`,
+		`resource in Keyhole::Dir::"/var"`,
+		`resource in Keyhole::Dir::"/var/log"`,
+		`resource in Keyhole::Dir::"/var/log/app"`,
+		`resource in Keyhole::Dir::"/var/log/application"`,
+		`resource in Keyhole::Dir::"/var/log/app/x"`,
+		`resource in Keyhole::Dir::"/var/log/app/x/y"`,
+		`resource in Keyhole::Dir::"/var/lo"`,
+		`resource in Keyhole::Dir::"/etc"`,
+		`resource in Keyhole::Dir::"/srv/a"`,
+		`resource == Keyhole::File::"/var/log/app/a.log"`,
+		`resource == Keyhole::File::"/x"`,
+		`resource == Keyhole::Dir::"/var/log/app"`,
+		`resource == Keyhole::Dir::"/"`,
+		`resource in Keyhole::File::"/etc/shadow"`,
+		`resource is Keyhole::File`,
+		`resource is Keyhole::Dir`,
+		`resource is Keyhole::Dir in Keyhole::Dir::"/var"`,
+		`resource is Keyhole::File in Keyhole::Dir::"/var/log/app"`,
+		`resource is Keyhole::File in Keyhole::Dir::"/"`,
+	}
+	fileDirActions := []string{
+		`action`,
+		`action in [Keyhole::Action::"read", Keyhole::Action::"list", Keyhole::Action::"stat"]`,
+		`action == Keyhole::Action::"write"`,
+		`action`,
+		`action in [Keyhole::Action::"delete", Keyhole::Action::"chmod", Keyhole::Action::"read"]`,
+	}
+	others := []string{
+		`action == Keyhole::Action::"exec", resource == Keyhole::Command::"/usr/bin/df"`,
+		`action == Keyhole::Action::"exec", resource`,
+		`action in [Keyhole::Action::"status", Keyhole::Action::"restart"], resource == Keyhole::Service::"nginx"`,
+		`action, resource is Keyhole::Service`,
+	}
+	conditions := []string{
+		``,
+		``,
+		` when { context.source_ip.isInRange(ip("10.0.0.0/8")) }`,
+		` when { principal.key_id == "ci" }`,
+		``,
+		` unless { context.now < datetime("2025-07-01") }`,
+		` when { context.transport == "sftp" && principal.serial > 0 }`,
+	}
+	var out []string
+	n := 0
+	add := func(p, ar string) {
+		effect := "permit"
+		if n%5 == 4 {
+			effect = "forbid"
+		}
+		out = append(out, fmt.Sprintf(`@id("ix-%d") %s (%s, %s)%s;`, n, effect, p, ar, conditions[n%len(conditions)]))
+		n++
+	}
+	for i, p := range principals {
+		for j, r := range fileDir {
+			add(p, fileDirActions[(i+j)%len(fileDirActions)]+", "+r)
+		}
+		for _, o := range others {
+			add(p, o)
+		}
+	}
+	return out
 }
 
 // referenceDecide decides req the plain way.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,12 +25,13 @@ const (
 	TriggerChange = "file change"
 )
 
-// DefaultDebounce is how long Watch waits after the last change in the
-// policy directory before it reloads, when StoreOptions.Debounce is zero.
+// DefaultDebounce is the quiet period of Watch (see StoreOptions.Debounce)
+// when StoreOptions.Debounce is zero.
 const DefaultDebounce = 200 * time.Millisecond
 
-// maxDebounceWait bounds how long a stream of changes can put off a reload.
-const maxDebounceWait = 10 * DefaultDebounce
+// maxDebounceWaits bounds, in quiet periods, how long a stream of changes
+// can put off a read of the directory.
+const maxDebounceWaits = 10
 
 // StoreOptions configures a Store. Every field is optional.
 type StoreOptions struct {
@@ -39,8 +42,9 @@ type StoreOptions struct {
 	// Log receives a line per reload, and every problem of a refused set
 	// at error level (nil discards).
 	Log logrus.FieldLogger
-	// Debounce is how long Watch waits for a directory to settle before
-	// reloading; zero means DefaultDebounce.
+	// Debounce is the quiet period of Watch: how long the directory must
+	// be quiet before it is read, and how far apart the two reads that
+	// must agree are; zero means DefaultDebounce.
 	Debounce time.Duration
 	// Clock stamps audit events; nil means time.Now.
 	Clock func() time.Time
@@ -101,16 +105,52 @@ func (s *Store) Current() *PolicySet { return s.cur.Load() }
 // per problem) is logged and audited, and returned. trigger names what asked
 // for the reload, for the audit line ("sighup", "file change", …).
 func (s *Store) Reload(trigger string) (version string, changed bool, err error) {
-	return s.reload(trigger, true)
-}
-
-// reload is Reload; auditSame says whether a reload that found the set
-// unchanged is audited.
-func (s *Store) reload(trigger string, auditSame bool) (string, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.apply(trigger, readDir(s.dir), true)
+}
+
+// dirRead is one read of the policy directory: the files Load would parse,
+// and a key that two reads share only if they read the same thing.
+type dirRead struct {
+	files map[string][]byte
+	errs  []error // files that could not be read
+	err   error   // the directory could not be read
+	// key is the version a set loaded from files has, when every file was
+	// read; otherwise "unreadable: " and the errors.
+	key string
+}
+
+// readDir reads the policy files of dir.
+func readDir(dir string) dirRead {
+	var r dirRead
+	r.files, r.errs, r.err = readPolicyFiles(dir)
+	if r.err != nil || len(r.errs) > 0 {
+		msgs := []string{"unreadable"}
+		for _, e := range append([]error{r.err}, r.errs...) {
+			if e != nil {
+				msgs = append(msgs, e.Error())
+			}
+		}
+		r.key = strings.Join(msgs, ": ")
+		return r
+	}
+	names := slices.Sorted(maps.Keys(r.files))
+	r.key = versionOf(names, r.files)
+	return r
+}
+
+// apply loads the set r read and makes it current, or refuses it and keeps
+// the current one; auditSame says whether a set found unchanged is
+// audited. s.mu must be held, and r read under it, so that a reload never
+// puts back what an earlier read saw after a later one took effect.
+func (s *Store) apply(trigger string, r dirRead, auditSame bool) (string, bool, error) {
 	old := s.cur.Load()
-	ps, err := Load(s.dir)
+	err := r.err
+	var set *PolicySet
+	if err == nil {
+		set, err = load(s.dir, r.files, r.errs)
+	}
 	if err != nil {
 		msgs := strings.Split(err.Error(), "\n")
 		for _, m := range msgs {
@@ -121,18 +161,46 @@ func (s *Store) reload(trigger string, auditSame bool) (string, bool, error) {
 		s.event(old.Version(), fmt.Sprintf("%s: refused, kept the last good set: %s", trigger, strings.Join(msgs, "; ")))
 		return old.Version(), false, err
 	}
-	if ps.Version() == old.Version() {
+	if set.Version() == old.Version() {
 		s.log.WithFields(logrus.Fields{"trigger": trigger, "version": old.Version()}).Info("authz: policy reload: unchanged")
 		if auditSame {
 			s.event(old.Version(), fmt.Sprintf("%s: unchanged", trigger))
 		}
 		return old.Version(), false, nil
 	}
-	s.cur.Store(ps)
-	s.log.WithFields(logrus.Fields{"trigger": trigger, "version": ps.Version(), "previous": old.Version(), "policies": ps.Len()}).
+	s.cur.Store(set)
+	s.log.WithFields(logrus.Fields{"trigger": trigger, "version": set.Version(), "previous": old.Version(), "policies": set.Len()}).
 		Info("authz: policy reloaded")
-	s.event(ps.Version(), fmt.Sprintf("%s: loaded %d policies, replacing %s", trigger, ps.Len(), old.Version()))
-	return ps.Version(), true, nil
+	s.event(set.Version(), fmt.Sprintf("%s: loaded %d policies, replacing %s", trigger, set.Len(), old.Version()))
+	return set.Version(), true, nil
+}
+
+// settle is one look at the directory by Watch, which acts on what it
+// reads only when the previous look, at least a quiet period earlier, read
+// the same: pending is the key of that previous look ("" when none). It
+// returns whether Watch must look again.
+//
+// A file saved in place is read as it is being written; a cut exactly
+// between two policies still parses, and a cut-off trailing forbid would
+// widen access. Requiring two equal reads a quiet period apart means a
+// state of the files that changes again within the quiet period never
+// takes effect from the watcher (SIGHUP loads what it finds at once).
+func (s *Store) settle(pending *string) (again bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := readDir(s.dir)
+	switch {
+	case r.key == s.cur.Load().Version():
+		*pending = "" // back to (or still at) the set in force: nothing to do
+		return false
+	case r.key != *pending:
+		*pending = r.key
+		s.log.WithField("read", r.key).Debug("authz: policy files changed, waiting for them to settle")
+		return true
+	}
+	*pending = ""
+	_, _, _ = s.apply(TriggerChange, r, false)
+	return false
 }
 
 // event writes one policy.reload audit event.
@@ -154,11 +222,20 @@ func (s *Store) event(version, reason string) {
 // watched at all; the returned channel is closed when watching has
 // stopped. It watches the directory, not the files, so it sees files that are
 // created, removed, or renamed into place (as editors and configuration
-// tools save them), and it waits until the directory has been quiet for
-// StoreOptions.Debounce (at most ten times that after the first change) so
-// that a save in several steps is loaded once, whole. If the directory
-// itself goes away, the last good set stays and Watch keeps trying to
-// watch it again every second.
+// tools save them). It reads the directory once it has been quiet for
+// StoreOptions.Debounce D (or 10·D after the first of a stream of changes),
+// and acts on what it read (load and swap, or refuse) only when the next
+// read, at least D later, finds the same bytes in the same files;
+// otherwise it compares again D later. A read that finds the set in force
+// does nothing. So a save in several steps is loaded once, whole, and a
+// file written in place (it only grows, so no state of it comes back) is
+// never loaded cut off while the pauses between its writes are shorter
+// than D, and in practice 2·D, as the first read also waits for D of quiet
+// unless changes have streamed for 10·D. A longer pause is
+// indistinguishable from a finished save: rename into place to be safe.
+// If the directory itself goes away, the last good set stays (the refusal
+// is audited once two reads agree) and Watch keeps trying to watch it
+// again every second.
 func (s *Store) Watch(ctx context.Context) (<-chan struct{}, error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -185,6 +262,7 @@ func (s *Store) watch(ctx context.Context, w *fsnotify.Watcher) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var first time.Time // of the pending burst; zero when none
+	var pending string  // the key of a read not acted on yet (settle)
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
 	for {
@@ -204,7 +282,7 @@ func (s *Store) watch(ctx context.Context, w *fsnotify.Watcher) {
 				first = now
 			}
 			wait := s.opts.Debounce
-			if left := first.Add(maxDebounceWait).Sub(now); left < wait {
+			if left := first.Add(maxDebounceWaits * s.opts.Debounce).Sub(now); left < wait {
 				wait = max(left, 0)
 			}
 			timer.Reset(wait)
@@ -218,7 +296,9 @@ func (s *Store) watch(ctx context.Context, w *fsnotify.Watcher) {
 			timer.Reset(s.opts.Debounce)
 		case <-timer.C:
 			first = time.Time{}
-			_, _, _ = s.reload(TriggerChange, false)
+			if s.settle(&pending) {
+				timer.Reset(s.opts.Debounce)
+			}
 		case <-retry.C:
 			if watching {
 				continue

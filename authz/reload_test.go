@@ -302,3 +302,114 @@ func TestStoreWatchMissingDir(t *testing.T) {
 		t.Fatalf("Watch of a missing dir = %v", err)
 	}
 }
+
+// TestStoreWatchInPlaceHalves saves a file in place in two writes, a
+// permit and then the forbid that closes it again, with a pause longer than
+// the quiet period between them: the watcher reads the permit alone, and
+// that set, which allows what the whole file denies, must never take
+// effect. It then shows the limit of the guarantee: a writer that stops
+// for good after the first half has its half file loaded, no sooner than
+// two quiet periods after the write.
+func TestStoreWatchInPlaceHalves(t *testing.T) {
+	t.Parallel()
+	const debounce = 500 * time.Millisecond
+	pause := debounce + debounce*3/10 // read once, changed before the second read
+	s, dir, mem, hook := newStore(t, map[string]string{"a.cedar": permitLogs + forbidLogs}, debounce)
+	ctx, cancel := context.WithCancel(context.Background())
+	done, err := s.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	seen := make(chan map[string]bool)
+	stop := make(chan struct{})
+	go func() { // every version that is ever current, polled
+		m := map[string]bool{}
+		for {
+			m[s.Current().Version()] = true
+			select {
+			case <-stop:
+				seen <- m
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	p := filepath.Join(dir, "a.cedar")
+	wait := func(what, v string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for s.Current().Version() != v {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: version %s, want %s; audit: %+v", what, s.Current().Version(), v, mem.Events())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	heldBack := func(v string) bool { // the watcher read v and waited
+		for _, e := range hook.AllEntries() {
+			if e.Data["read"] == v && strings.Contains(e.Message, "waiting for them to settle") {
+				return true
+			}
+		}
+		return false
+	}
+
+	var halves []string // versions of the cut-off files, which must never take effect
+	observed := false
+	for round := 0; round < 3 && !observed; round++ {
+		half := fmt.Sprintf("// round %d\n", round) + permitLogs
+		whole := half + forbidLogs
+		halfV := versionOf(t, map[string]string{"a.cedar": half})
+		wholeV := versionOf(t, map[string]string{"a.cedar": whole})
+		halves = append(halves, halfV)
+		if d := mustLoad(t, half).Decide(readReq("/var/log/x")); !d.Allow {
+			t.Fatalf("the half file does not widen access: %+v", d)
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString(half); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(pause)
+		if _, err := f.WriteString(forbidLogs); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wait(fmt.Sprintf("round %d", round), wholeV)
+		observed = heldBack(halfV)
+	}
+	if !observed {
+		t.Error("the watcher never read a half file in 3 rounds: the test did not exercise the guarantee")
+	}
+
+	// The limit: a half file left alone is loaded, two quiet periods (the
+	// quiet wait and the second read) after it was written at the earliest.
+	half := "// left cut off\n" + permitLogs
+	before := time.Now()
+	writeFile(t, p, half)
+	wait("half left alone", versionOf(t, map[string]string{"a.cedar": half}))
+	if took := time.Since(before); took < 2*debounce {
+		t.Errorf("the half file took effect %v after it was written, want at least %v", took, 2*debounce)
+	}
+
+	close(stop)
+	current := <-seen
+	for _, v := range halves {
+		if current[v] {
+			t.Errorf("a cut-off file took effect (version %s)", v)
+		}
+		for _, e := range mem.Events() {
+			if e.PolicyVersion == v {
+				t.Errorf("a cut-off file took effect: %+v", e)
+			}
+		}
+	}
+}

@@ -58,14 +58,19 @@ func parseSchema() (*resolved.Schema, error) {
 	return r, nil
 }
 
-// newValidator returns a strict validator for the embedded schema.
-func newValidator() (*validate.Validator, error) {
+// newValidator returns the strict validator for the embedded schema. It is
+// built once per process and shared: parsing and resolving the schema was
+// most of what loading a small policy set cost, and a worker process loads
+// one for every script. Sharing is safe because cedar-go's Validator is
+// only written by validate.New; Policy reads the schema and keeps its
+// working state in locals (see TestValidatorShared).
+var newValidator = sync.OnceValues(func() (*validate.Validator, error) {
 	r, err := parseSchema()
 	if err != nil {
 		return nil, err
 	}
 	return validate.New(r, validate.WithStrict()), nil
-}
+})
 
 // schemaActions is the action table derived once from the schema, keyed by
 // action name. It is read-only after it is built.

@@ -8,7 +8,9 @@
 //     acted on.
 //  2. Name: the canonical path is what the kernel reports for the
 //     descriptor (/proc/self/fd/N), accepted only if looking that path up
-//     again finds the same object (same device and inode).
+//     again finds the same object (same device and inode). When that name
+//     is, byte for byte, the path openat2 just walked to pin the object,
+//     that walk is the look-up and none is repeated (see pinned.name).
 //  3. Authorize: that path, with the pinned object's attributes (File: size,
 //     mode, uid, nlink; or Dir), is put to the Decider. An evaluation error
 //     denies, and so does a Host without a Decider.

@@ -53,7 +53,11 @@ func (h *Host) scanLines(path string, fn func(n int64, line []byte) bool) error 
 	f := os.NewFile(uintptr(fd), p.path)
 	defer f.Close()
 	limit := h.maxRead()
-	r := bufio.NewReaderSize(&io.LimitedReader{R: f, N: limit + 1}, 64<<10)
+	var src io.Reader = &io.LimitedReader{R: f, N: limit + 1}
+	if h.Counters != nil {
+		src = &countingReader{r: src, c: h.Counters, action: actionRead, resource: p.path}
+	}
+	r := bufio.NewReaderSize(src, 64<<10)
 	var read int64
 	var long []byte
 	for n := int64(1); ; n++ {
@@ -73,14 +77,18 @@ func (h *Host) scanLines(path string, fn func(n int64, line []byte) bool) error 
 		if read > limit {
 			return tooLarge(p.path, limit)
 		}
+		if e, ok := err.(*Error); ok {
+			return e // the script's read budget is spent
+		}
 		if err != nil && err != io.EOF {
 			return sysError(actionRead, p.path, unwrapPathError(err))
 		}
 		if len(line) == 0 && err == io.EOF {
-			return nil
+			return h.Counters.err()
 		}
 		if !fn(n, bytes.TrimSuffix(line, []byte("\n"))) || err == io.EOF {
-			return nil
+			// Reading ahead may have passed the script's read budget.
+			return h.Counters.err()
 		}
 	}
 }
@@ -120,10 +128,16 @@ func (h *Host) Tail(path string, n int) ([]string, error) {
 		if size <= 0 {
 			return nil, tooLarge(p.path, limit)
 		}
+		if want := h.Counters.readWant(size); want < size {
+			size = max(want, 1) // past the budget: chargeRead says so
+		}
 		part := make([]byte, size)
 		got, err := preadFull(fd, part, end-size)
 		if err != nil {
 			return nil, sysError(actionRead, p.path, err)
+		}
+		if e := h.Counters.chargeRead(actionRead, p.path, int64(got)); e != nil {
+			return nil, e
 		}
 		buf = append(part[:got], buf...)
 		end -= size

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -26,6 +27,10 @@ const (
 	// nameTries bounds the attempts to name an object that is being
 	// renamed; past it the operation fails closed.
 	nameTries = 32
+	// nameBuf is the size of the buffer a name is first read into, on the
+	// stack; a longer name is read again into a buffer of maxNameBuf.
+	nameBuf    = 512
+	maxNameBuf = unix.PathMax + len(deletedSuffix) + 1
 )
 
 var (
@@ -81,12 +86,65 @@ func pathHow() *unix.OpenHow {
 // openPath opens name relative to dirfd as an O_PATH descriptor, following
 // symlinks but, where the kernel has openat2, not /proc magic links.
 func openPath(dirfd int, name string) (int, error) {
-	return retry(func() (int, error) {
-		if haveOpenat2() {
+	fd, _, err := openPathHow(dirfd, name)
+	return fd, err
+}
+
+// openPathHow is openPath that also reports whether the descriptor was
+// opened by openat2 with RESOLVE_NO_MAGICLINKS.
+func openPathHow(dirfd int, name string) (fd int, noMagic bool, err error) {
+	noMagic = haveOpenat2()
+	fd, err = retry(func() (int, error) {
+		if noMagic {
 			return unix.Openat2(dirfd, name, pathHow())
 		}
 		return unix.Openat(dirfd, name, unix.O_PATH|unix.O_CLOEXEC, 0)
 	})
+	return fd, noMagic, err
+}
+
+// procFD holds a descriptor of this process's /proc/self/fd directory,
+// opened on first use and kept open (close-on-exec) for the life of the
+// process, so that naming or reopening a pinned descriptor looks up one
+// name in it instead of walking /proc/self/fd/N from the root each time.
+// fd is -1 when /proc/self/fd cannot be opened or is not on procfs; the
+// full path is used then.
+var procFD struct {
+	once sync.Once
+	fd   int
+}
+
+func procFDDir() int {
+	procFD.once.Do(func() {
+		procFD.fd = -1
+		fd, err := unix.Open(procSelfFD, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		var fs unix.Statfs_t
+		if unix.Fstatfs(fd, &fs) != nil || fs.Type != unix.PROC_SUPER_MAGIC {
+			unix.Close(fd)
+			return
+		}
+		procFD.fd = fd
+	})
+	return procFD.fd
+}
+
+// readlinkFD reads the magic link /proc/self/fd/<fd> into buf.
+func readlinkFD(fd int, buf []byte) (int, error) {
+	if dir := procFDDir(); dir >= 0 {
+		return unix.Readlinkat(dir, strconv.Itoa(fd), buf)
+	}
+	return unix.Readlink(procSelfFD+strconv.Itoa(fd), buf)
+}
+
+// openFD opens the object behind the magic link /proc/self/fd/<fd>.
+func openFD(fd, flags int) (int, error) {
+	if dir := procFDDir(); dir >= 0 {
+		return unix.Openat(dir, strconv.Itoa(fd), flags, 0)
+	}
+	return unix.Open(procSelfFD+strconv.Itoa(fd), flags, 0)
 }
 
 // retry calls f again while it reports EINTR or EAGAIN, a bounded number of
@@ -113,13 +171,18 @@ func (p *pinned) close() { unix.Close(p.fd) }
 
 // newPinned takes ownership of fd and names the object it holds. On error
 // fd is closed; a deletedError still carries the name the object had.
-func newPinned(fd int) (*pinned, error) {
+func newPinned(fd int) (*pinned, error) { return newPinnedWalked(fd, "") }
+
+// newPinnedWalked is newPinned for a descriptor that openat2 with
+// RESOLVE_NO_MAGICLINKS opened by the path walked, from the process's
+// root; walked is "" for any other descriptor. See name.
+func newPinnedWalked(fd int, walked string) (*pinned, error) {
 	p := &pinned{fd: fd}
 	if err := unix.Fstat(fd, &p.st); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("hostops: fstat of the pinned object: %w", err)
 	}
-	name, err := p.name()
+	name, err := p.name(walked)
 	if err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -139,17 +202,38 @@ func (e *deletedError) Error() string { return e.Path + ": no such file or direc
 // finding the same object (so an unlinked object, one outside this
 // process's root or one seen through another mount namespace is never
 // given a path that names something else).
-func (p *pinned) name() (string, error) {
-	link := procSelfFD + strconv.Itoa(p.fd)
-	buf := make([]byte, unix.PathMax+len(deletedSuffix)+1)
+//
+// The look-up is skipped when the kernel's name is walked itself, byte for
+// byte, and does not end in " (deleted)": then the pinning openat2, a
+// kernel walk of that very path from this process's root that follows no
+// magic link, is the look-up that found the object, and the name is
+// accepted on the same two facts as after a look-up — the kernel names the
+// object by that path (read under the kernel's rename lock, after the pin
+// began), and walking that path from the root reached the object (after
+// the pin began). Only their order differs: the walk came before the
+// reading of the name instead of after it. Both happen before the policy
+// is asked, and the object can be renamed or unmounted after either, as it
+// can after a look-up. Any other name (a path through a symlink, "." or
+// "..", a name that changed since the walk, an unlinked object, a name
+// read from outside this process's root) is looked up as before.
+func (p *pinned) name(walked string) (string, error) {
+	var small [nameBuf]byte
+	buf := small[:]
 	for i := 0; i < nameTries; i++ {
-		n, err := unix.Readlink(link, buf)
+		n, err := readlinkFD(p.fd, buf)
+		if err == nil && n == len(buf) && len(buf) < maxNameBuf {
+			buf = make([]byte, maxNameBuf)
+			n, err = readlinkFD(p.fd, buf)
+		}
 		if err != nil {
 			// Not an errno of the path: /proc is missing or unusable.
 			return "", fmt.Errorf("hostops: naming the pinned object: %w", err)
 		}
 		if n == len(buf) {
 			return "", unix.ENAMETOOLONG
+		}
+		if i == 0 && walked != "" && string(buf[:n]) == walked && !strings.HasSuffix(walked, deletedSuffix) {
+			return walked, nil
 		}
 		name := string(buf[:n])
 		if !strings.HasPrefix(name, "/") {
@@ -181,7 +265,7 @@ func sameObject(a, b *unix.Stat_t) bool { return a.Dev == b.Dev && a.Ino == b.In
 // new descriptor holds the same object. The caller closes the result.
 func (p *pinned) reopen(flags int) (int, error) {
 	fd, err := retry(func() (int, error) {
-		return unix.Open(procSelfFD+strconv.Itoa(p.fd), flags|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+		return openFD(p.fd, flags|unix.O_CLOEXEC|unix.O_NOCTTY)
 	})
 	if err == unix.ENOENT || err == unix.ENOTDIR {
 		// The descriptor is ours and open, so /proc must be missing.

@@ -53,6 +53,9 @@ func (h *Host) readPinned(p *pinned, maxBytes int64) ([]byte, error) {
 	if strict {
 		want++ // one byte more tells a file that grew past the cap
 	}
+	// Never more than one byte past the script's read budget: going past
+	// it is LIMIT_EXCEEDED, never a silently shorter read.
+	want = h.Counters.readWant(want)
 	data, err := readAtMost(f, want, p.st.Size)
 	if err != nil {
 		var pe *os.PathError
@@ -60,6 +63,9 @@ func (h *Host) readPinned(p *pinned, maxBytes int64) ([]byte, error) {
 			err = pe.Err
 		}
 		return nil, sysError(actionRead, p.path, err)
+	}
+	if e := h.Counters.chargeRead(actionRead, p.path, int64(len(data))); e != nil {
+		return nil, e
 	}
 	if strict && int64(len(data)) > limit {
 		return nil, tooLarge(p.path, limit)

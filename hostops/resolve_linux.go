@@ -39,15 +39,21 @@ type target struct {
 // given a canonical name at all; a path that names nothing is a target
 // with err set.
 func resolve(path string) (target, error) {
-	fd, err := openPath(unix.AT_FDCWD, path)
+	fd, noMagic, err := openPathHow(unix.AT_FDCWD, path)
 	if err != nil {
 		return walk(path)
 	}
-	return pinnedTarget(fd)
+	walked := ""
+	if noMagic {
+		walked = path
+	}
+	return pinnedTarget(fd, walked)
 }
 
-func pinnedTarget(fd int) (target, error) {
-	p, err := newPinned(fd)
+// pinnedTarget names the object fd holds; walked is as for
+// newPinnedWalked.
+func pinnedTarget(fd int, walked string) (target, error) {
+	p, err := newPinnedWalked(fd, walked)
 	if err == nil {
 		return target{obj: p, name: p.path}, nil
 	}
@@ -113,7 +119,7 @@ func walk(path string) (target, error) {
 	if len(comps) == 0 {
 		// Everything resolved after all (it was created meanwhile, or the
 		// path held more symlinks than one kernel walk allows).
-		return pinnedTarget(dir)
+		return pinnedTarget(dir, "")
 	}
 	p, err := newPinned(dir)
 	if err != nil {

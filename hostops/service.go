@@ -108,6 +108,7 @@ func (h *Host) Service(ctx context.Context, action, name string, opts ExecOption
 		return res, err
 	}
 	res.ExecResult = out
+	res.Path = prog.path // the manager's, as on a dry run (spawn names the service)
 	if action != ServiceStatus && (out.Exit != 0 || out.Signal != "") {
 		status := "exit status " + strconv.Itoa(out.Exit)
 		if out.Signal != "" {

@@ -42,6 +42,13 @@ func (h *Host) spawn(ctx context.Context, prog *pinned, argv []string, opts Exec
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// Standard input counts as written (before the start: past the
+	// script's budget nothing runs), what is kept of the output as read.
+	if opts.HasStdin {
+		if e := h.Counters.chargeWrite(action, resource, int64(len(opts.Stdin))); e != nil {
+			return ExecResult{}, e
+		}
+	}
 
 	sealDescriptors()
 	exe, err := dupFile(prog.fd, resource)
@@ -149,6 +156,9 @@ func (h *Host) spawn(ctx context.Context, prog *pinned, argv []string, opts Exec
 		inW.Close() // unblocks a write to a pipe nobody reads
 	}
 	wg.Wait()
+	if e := h.Counters.chargeRead(action, resource, int64(len(stdout.buf)+len(stderr.buf))); e != nil {
+		return ExecResult{}, e
+	}
 
 	if killedBy != nil {
 		msg := "killed with its process group: " + killedBy.Error()

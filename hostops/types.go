@@ -76,6 +76,10 @@ type Host struct {
 	// Exec and Service keep; the rest is read and dropped, and the result
 	// says it was truncated. Zero means DefaultMaxExecOutput.
 	MaxExecOutput int64
+	// Counters, when set, counts the bytes every operation reads and
+	// writes and caps the script's totals (see Counters). Nil counts
+	// nothing.
+	Counters *Counters
 }
 
 // Entry is one directory entry returned by List.

@@ -136,7 +136,8 @@ func (h *Host) maxWrite() int64 {
 
 // checkWrite refuses, after an allow, to write n bytes to an entry that
 // holds anything but a regular file (and, inPlace, one with other hard
-// links), or more than the host's cap.
+// links), or more than the host's cap, and charges the n bytes to the
+// script's write budget (Host.Counters).
 func (h *Host) checkWrite(n int, inPlace bool) func(string, *entry) *Error {
 	return func(action string, e *entry) *Error {
 		if e.obj != nil {
@@ -149,6 +150,14 @@ func (h *Host) checkWrite(n int, inPlace bool) func(string, *entry) *Error {
 		}
 		if limit := h.maxWrite(); int64(n) > limit {
 			return opError(KindLimitExceeded, action, e.path, "data is larger than the write limit of "+strconv.FormatInt(limit, 10)+" bytes")
+		}
+		if h.DryRun {
+			return nil
+		}
+		// Charged before the act: past the script's budget, nothing is
+		// written.
+		if ce := h.Counters.chargeWrite(action, e.path, int64(n)); ce != nil {
+			return ce
 		}
 		return nil
 	}

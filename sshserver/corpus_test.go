@@ -1,18 +1,13 @@
 package sshserver_test
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -292,7 +287,7 @@ func TestIdentityCorpus(t *testing.T) {
 				}
 				if accepted != want {
 					t.Errorf("sshd accepted = %v, want %v; keyhole and OpenSSH disagree\nstderr: %s\nsshd log:\n%s",
-						accepted, want, res.Stderr, sshd.log.tail())
+						accepted, want, res.Stderr, sshd.sshd.Log())
 				}
 			})
 		}
@@ -375,7 +370,7 @@ type corpusServer struct {
 	addr, knownHosts string
 	env              *testenv.Env // for its audit helpers
 	auth             *keys.Authenticator
-	log              *lockedLog
+	sshd             *testenv.SSHD // for its log
 }
 
 // startCorpusKeyhole starts keyhole with the real Authenticator (trusted
@@ -442,113 +437,17 @@ func knownHostsFor(t *testing.T, dir, name, addr string, key gossh.PublicKey) st
 	return writeTestFile(t, dir, name, []byte("["+h+"]:"+p+" "+string(gossh.MarshalAuthorizedKey(key))))
 }
 
-// lockedLog collects a process's output for failure messages.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) tail() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	if len(s) > 4000 {
-		s = s[len(s)-4000:]
-	}
-	return s
-}
-
 // startSSHD starts OpenSSH's sshd on 127.0.0.1 with the same trusted CAs
 // and KRL, and no authorized keys. It returns nil (after t.Skip in a
 // subtest) only when the sshd binary is not installed.
 func startSSHD(t *testing.T, dir, trusted, krl string) *corpusServer {
 	t.Helper()
-	bin, err := exec.LookPath("sshd")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/sshd"); serr != nil {
-			t.Run("sshd", func(t *testing.T) { t.Skip("sshd not installed") })
-			return nil
-		}
-		bin = "/usr/sbin/sshd"
+	if testenv.SSHDPath() == "" {
+		t.Run("sshd", func(t *testing.T) { t.Skip("sshd not installed") })
+		return nil
 	}
-	bin, err = filepath.Abs(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// sshd's privilege separation directory.
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatalf("sshd needs /run/sshd: %v", err)
-	}
-	hostKey := testenv.NewKey(t, dir, "sshd_host_key")
-	if err := os.Chmod(hostKey, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	conf := strings.Join([]string{
-		"ListenAddress " + addr,
-		"HostKey " + hostKey,
-		"PidFile none",
-		"UsePAM no",
-		"StrictModes no",
-		"PubkeyAuthentication yes",
-		"PasswordAuthentication no",
-		"KbdInteractiveAuthentication no",
-		"AuthorizedKeysFile none",
-		"TrustedUserCAKeys " + trusted,
-		"RevokedKeys " + krl,
-		"PermitRootLogin prohibit-password",
-		"MaxStartups 100",
-		"LogLevel VERBOSE",
-	}, "\n") + "\n"
-	confPath := writeTestFile(t, dir, "sshd_config", []byte(conf))
-	ctx, cancel := context.WithCancel(context.Background())
-	// -r: no re-exec per connection, one process start less (process
-	// starts are the slow part of every sshd connection).
-	cmd := exec.CommandContext(ctx, bin, "-D", "-e", "-r", "-f", confPath)
-	log := &lockedLog{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start sshd: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cancel(); <-exited })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("sshd exited:\n%s", log.tail())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not listen on %s:\n%s", addr, log.tail())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b, err := os.ReadFile(hostKey + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hk, _, _, _, err := gossh.ParseAuthorizedKey(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &corpusServer{addr: addr, knownHosts: knownHostsFor(t, dir, "sshd_known_hosts", addr, hk), log: log}
+	// NoReexec: one process start less per connection (process starts
+	// are the slow part of every sshd connection).
+	d := testenv.StartSSHD(t, testenv.SSHDOptions{Dir: dir, TrustedUserCAKeys: trusted, RevokedKeys: krl, NoReexec: true})
+	return &corpusServer{addr: d.Addr, knownHosts: d.KnownHosts, sshd: d}
 }

@@ -29,7 +29,7 @@ type Limits struct {
 	MaxStack    int64         // bytes of the interpreter's stack in the worker; 0 means DefaultMaxStack
 	MaxScript   int64         // bytes of script read from a subsystem's stdin
 	LoginGrace  time.Duration // time to authenticate; 0 means 30s
-	IdleTimeout time.Duration // 0 means none
+	IdleTimeout time.Duration // closes a connection idle this long, no script running; 0 means none
 	// MaxAuthTries caps failed authentication attempts per connection; 0
 	// means DefaultMaxAuthTries.
 	MaxAuthTries int
@@ -38,6 +38,18 @@ type Limits struct {
 	// DefaultMaxStartups and DefaultMaxStartupsPerSource.
 	MaxStartups          int
 	MaxStartupsPerSource int
+	// MaxSessions caps the session channels open at once, in total;
+	// MaxSessionsPerUser caps them per user id. 0 means no cap. A session
+	// past a cap is refused (and audited) when it is opened.
+	MaxSessions        int
+	MaxSessionsPerUser int
+	// MaxRead and MaxWrite cap the bytes one script reads from and writes
+	// to the host, in total (hostops.Counters); 0 means no cap.
+	MaxRead  int64
+	MaxWrite int64
+	// MaxExecOutput caps the bytes of stdout and of stderr each kept from
+	// one program a script runs; 0 means hostops.DefaultMaxExecOutput.
+	MaxExecOutput int64
 }
 
 // DefaultMaxScript is the default cap on a script read from stdin.
@@ -70,6 +82,9 @@ type Config struct {
 	// WorkerPool is how many started workers wait for a script; 0 means
 	// DefaultWorkerPool, negative none.
 	WorkerPool int
+	// ServiceManager is the command svc.* runs (hostops.Host's field of
+	// that name); empty means hostops.DefaultServiceManager.
+	ServiceManager []string
 }
 
 // Server is a keyhole SSH server.
@@ -77,6 +92,7 @@ type Server struct {
 	cfg      Config
 	srv      *gliderssh.Server
 	startups *startups
+	open     *openSessions
 
 	mu       sync.Mutex
 	sessions sync.WaitGroup
@@ -112,7 +128,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Limits.LoginGrace == 0 {
 		cfg.Limits.LoginGrace = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, startups: newStartups(cfg.Limits.MaxStartups, cfg.Limits.MaxStartupsPerSource)}
+	if cfg.Limits.MaxSessions < 0 || cfg.Limits.MaxSessionsPerUser < 0 || cfg.Limits.MaxRead < 0 || cfg.Limits.MaxWrite < 0 {
+		return nil, errors.New("sshserver: session and byte limits must not be negative")
+	}
+	s := &Server{cfg: cfg, startups: newStartups(cfg.Limits.MaxStartups, cfg.Limits.MaxStartupsPerSource),
+		open: newOpenSessions(cfg.Limits.MaxSessions, cfg.Limits.MaxSessionsPerUser)}
 	s.pool = workerPool{s: s, size: max(cfg.WorkerPool, 0)}
 	if cfg.WorkerPool == 0 {
 		s.pool.size = DefaultWorkerPool
@@ -124,7 +144,6 @@ func New(cfg Config) (*Server, error) {
 	s.srv = &gliderssh.Server{
 		HostSigners:          signers,
 		Version:              "keyhole",
-		IdleTimeout:          cfg.Limits.IdleTimeout,
 		ServerConfigCallback: s.serverConfig,
 		// Refusing keyboard-interactive keeps gliderlabs from turning on
 		// NoClientAuth; public keys are checked by serverConfig's callback.
@@ -237,6 +256,11 @@ func (s *Server) connCallback(ctx gliderssh.Context, c net.Conn) net.Conn {
 			Source: hostOf(c.RemoteAddr()), Reason: "login grace time exceeded"})
 	}, release)
 	ctx.SetValue(graceKey{}, g)
+	if s.cfg.Limits.IdleTimeout > 0 {
+		ic := newIdleConn(g, s.cfg.Limits.IdleTimeout) // idle.go: spares running scripts
+		ctx.SetValue(idleKey{}, ic)
+		return ic
+	}
 	return g
 }
 

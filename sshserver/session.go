@@ -28,6 +28,7 @@ type session struct {
 	sid    string
 	policy *authz.PolicySet
 	pty    bool
+	idle   *idleConn // the connection's idle timer; nil without IdleTimeout
 
 	mu   sync.Mutex  // guards base: the request loop and the script both log
 	base audit.Event // identity fields of every audit line of the session
@@ -45,6 +46,13 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		_ = nc.Reject(gossh.ResourceShortage, "keyhole: no policy loaded")
 		return
 	}
+	release, reason := s.open.acquire(id.UserID)
+	if release == nil {
+		s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel session", Reason: reason})
+		_ = nc.Reject(gossh.ResourceShortage, "keyhole: "+reason)
+		return
+	}
+	defer release() // also when the channel is never accepted
 	ch, reqs, err := nc.Accept()
 	if err != nil {
 		return
@@ -59,6 +67,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		sid:    newSessionID(),
 		policy: policy,
 	}
+	ss.idle, _ = ctx.Value(idleKey{}).(*idleConn)
 	ss.base = audit.Event{
 		Session:       ss.sid,
 		User:          id.UserID,
@@ -73,6 +82,9 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 	if exit >= 0 {
 		end.Exit = audit.Int(exit)
 	}
+	// The slot is free once the script has ended: whoever reads the
+	// session.end line may open the next session.
+	release()
 	ss.log(end)
 }
 

@@ -97,6 +97,9 @@ type worker struct {
 	stdin  *os.File // write end of the worker's stdin
 	stdout *os.File // read end of the worker's stdout
 	stderr *os.File // read end of the worker's stderr
+	// policyVersion is the policy set the worker preloaded while idle
+	// (workerPool.preload), or "".
+	policyVersion string
 }
 
 // startWorker starts a worker with its hygiene: its own process group,
@@ -181,13 +184,21 @@ func (w *worker) rss() int64 {
 // events are logged to the audit log as they arrive, with the session's
 // identity fields, not the worker's.
 func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink scriptSink) *scriptEnd {
+	defer ss.scriptRunning()() // idle.go: a running script keeps its connection
 	s := ss.s
 	lim := st.Limits
 	log := s.cfg.Log.WithField("session", ss.sid)
-	w, err := s.pool.get()
+	w, poolDone, err := s.pool.get(st.PolicyVersion)
+	defer poolDone()
 	if err != nil {
 		log.WithError(err).Error("worker did not start")
 		return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "worker process did not start")
+	}
+	if w.policyVersion != st.PolicyVersion {
+		// The worker has not loaded this session's policy set: send its
+		// files. One that has loaded it runs with it, and checks the
+		// version itself (workerproto.Preload).
+		st.Policies = ss.policy.Files()
 	}
 	defer w.stdout.Close()
 	defer w.stderr.Close()
@@ -449,7 +460,8 @@ func tail(s string, n int) string {
 
 // startMessage is the Start message of the session's script: the identity
 // of the key that authenticated, the request context, the decision event
-// template and a copy of the policy of record.
+// template and the version of the session's policy set; runWorker adds a
+// copy of the set's files unless the worker preloaded that version.
 func (ss *session) startMessage(src, sum string, args json.RawMessage, event audit.Event) *workerproto.Start {
 	lim := ss.s.cfg.Limits
 	wall := lim.MaxWall
@@ -484,7 +496,6 @@ func (ss *session) startMessage(src, sum string, args json.RawMessage, event aud
 			Transport:    event.Transport,
 		},
 		Event:         event,
-		Policies:      ss.policy.Files(),
 		PolicyVersion: ss.policy.Version(),
 		Limits: workerproto.Limits{
 			MaxSteps:  steps,
@@ -492,7 +503,12 @@ func (ss *session) startMessage(src, sum string, args json.RawMessage, event aud
 			MaxOutput: output,
 			MaxMemory: lim.MaxMemory,
 			MaxStack:  cmp.Or(lim.MaxStack, DefaultMaxStack),
+			// Per-script totals of bytes moved, and the program output cap.
+			MaxRead:       lim.MaxRead,
+			MaxWrite:      lim.MaxWrite,
+			MaxExecOutput: lim.MaxExecOutput,
 		},
+		ServiceManager: ss.s.cfg.ServiceManager,
 	}
 }
 

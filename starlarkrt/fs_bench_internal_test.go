@@ -3,6 +3,7 @@ package starlarkrt
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/keyhole-dev/keyhole/audit"
+	"github.com/keyhole-dev/keyhole/internal/workerproto"
 )
 
 // benchPolicies returns the sandbox's policies plus filler up to n, as a
@@ -37,10 +39,21 @@ func benchPolicies(files map[string][]byte, n int) map[string][]byte {
 // benchScript runs `for i in range(n): <call>` once with n = b.N and
 // reports the cost per call.
 func benchScript(b *testing.B, call string) {
+	benchScriptSink(b, call, audit.Discard)
+}
+
+// benchScriptSink is benchScript with the host's audit events sent to
+// sink.
+func benchScriptSink(b *testing.B, call string, sink audit.Sink) {
 	root, files := fsSandbox(b)
-	h := realHost(b, benchPolicies(files, 100), audit.Discard)
-	src := "for i in range(n):\n    " + call + "\n"
+	h := realHost(b, benchPolicies(files, 100), sink)
 	path := filepath.Join(root, "allowed/a.txt")
+	benchScriptHost(b, call, h, path)
+}
+
+// benchScriptHost runs `for i in range(n): <call>` with host h.
+func benchScriptHost(b *testing.B, call string, h Host, path string) {
+	src := "for i in range(n):\n    " + call + "\n"
 	b.ReportAllocs()
 	b.ResetTimer()
 	res := run1(context.Background(), "bench.star", src, Options{Host: h, MaxSteps: 1 << 62},
@@ -50,12 +63,71 @@ func benchScript(b *testing.B, call string) {
 	}
 }
 
+// workerAudit returns the audit sink a worker process uses (each event
+// encoded and written as one frame to a pipe), with the pipe drained by a
+// goroutine as the server drains a worker's stdout.
+func workerAudit(b *testing.B) audit.Sink {
+	r, w, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(io.Discard, r)
+	}()
+	b.Cleanup(func() {
+		w.Close()
+		<-done
+		r.Close()
+	})
+	return auditPipe{workerproto.NewWriter(w)}
+}
+
 // BenchmarkFSStat is fs.stat in a script, with 100 policies loaded.
 func BenchmarkFSStat(b *testing.B) { benchScript(b, "fs.stat(path)") }
 
 // BenchmarkFSRead is fs.read of a small file in a script, with 100
 // policies loaded.
 func BenchmarkFSRead(b *testing.B) { benchScript(b, "fs.read(path)") }
+
+// BenchmarkFSStatWorkerAudit is BenchmarkFSStat with the worker's audit
+// sink: every decision event is JSON-encoded and written to a pipe.
+func BenchmarkFSStatWorkerAudit(b *testing.B) {
+	benchScriptSink(b, "fs.stat(path)", workerAudit(b))
+}
+
+// BenchmarkFSReadWorkerAudit is BenchmarkFSRead with the worker's audit
+// sink.
+func BenchmarkFSReadWorkerAudit(b *testing.B) {
+	benchScriptSink(b, "fs.read(path)", workerAudit(b))
+}
+
+// BenchmarkFSStatFakeHost is fs.stat in a script against an in-memory host
+// that neither touches the file system nor asks a policy: the cost of the
+// interpreter, the call and the result struct alone.
+func BenchmarkFSStatFakeHost(b *testing.B) {
+	benchScriptHost(b, "fs.stat(path)", &fakeHost{files: map[string]string{"/allowed/a.txt": "alpha\n"}}, "/allowed/a.txt")
+}
+
+// BenchmarkFSReadFakeHost is fs.read against the in-memory host.
+func BenchmarkFSReadFakeHost(b *testing.B) {
+	benchScriptHost(b, "fs.read(path)", &fakeHost{files: map[string]string{"/allowed/a.txt": "alpha\n"}}, "/allowed/a.txt")
+}
+
+// BenchmarkAuditEncode is what the worker's audit sink does per event
+// before its one write: encoding a decision event as JSON.
+func BenchmarkAuditEncode(b *testing.B) {
+	e := audit.Event{Event: audit.Decision, Session: "s-1", User: "agent-7", Role: "ops", Transport: "script",
+		Action: "stat", Resource: "/var/log/app/a.log", Decision: "allow", Policies: []string{"sandbox-read"},
+		PolicyVersion: "sha256:0123456789abcdef"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := workerproto.NewWriter(io.Discard).WriteJSON(workerproto.TypeAudit, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
 
 // BenchmarkGoStat is the floor of BenchmarkFSStat: os.Stat in plain Go.
 func BenchmarkGoStat(b *testing.B) {

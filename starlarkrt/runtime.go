@@ -44,6 +44,10 @@ type Options struct {
 	// float64/json.Number, string, []any, map[string]any); scripts see them
 	// as the frozen dict "args".
 	Args map[string]any
+	// Counters, when set, are the byte budgets of Host's operations
+	// (hostops.Host.Counters): once one is spent the script ends with
+	// its LIMIT_EXCEEDED, which catch does not catch.
+	Counters *hostops.Counters
 }
 
 // Result is the outcome of one script.
@@ -108,6 +112,12 @@ func (r *run) cancel(e *Error) {
 func (r *run) stopped() *Error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.stop == nil {
+		if e := r.opts.Counters.Exceeded(); e != nil {
+			r.stop = fromHostError(e)
+			r.thread.Cancel(e.Message)
+		}
+	}
 	return r.stop
 }
 
@@ -180,6 +190,9 @@ func run1(ctx context.Context, filename, src string, opts Options, extra starlar
 	}
 	err := execProgram(r.thread, filename, src, names)
 	if err == nil {
+		if e := r.stopped(); e != nil {
+			return Result{Exit: exitFor(e.Kind), Err: e} // a budget spent by an operation that succeeded
+		}
 		return Result{Exit: ExitOK}
 	}
 	e := r.classify(err)

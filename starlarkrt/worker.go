@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"time"
 
 	"github.com/keyhole-dev/keyhole/audit"
@@ -26,7 +25,9 @@ import (
 // server then decides the script's end from the worker's exit).
 //
 // The policy is rebuilt from the Start message's files with
-// authz.LoadFiles and must have the version the server named. End of input
+// authz.LoadFiles and must have the version the server named; a pooled
+// worker may have been sent that version's files before, in a Preload
+// message, and then uses the set it loaded while idle. End of input
 // after the Start message cancels the script, as the end of a session
 // does. Each audit event is written to out before the operation it records
 // acts; when it cannot be written, the operation does not happen.
@@ -43,6 +44,13 @@ func serveWorker(in io.Reader, out io.Writer, apply func(workerproto.Limits) err
 	r := workerproto.NewReader(in, 0)
 	w := workerproto.NewWriter(out)
 	typ, p, err := r.Next()
+	var pre *authz.PolicySet // a pooled worker's preloaded set (worker_preload.go)
+	if err == nil && typ == workerproto.TypePreload {
+		if pre, err = preload(p); err != nil {
+			return fmt.Errorf("starlarkrt: worker: preload: %w", err)
+		}
+		typ, p, err = r.Next()
+	}
 	if err != nil {
 		return fmt.Errorf("starlarkrt: worker: read start: %w", err)
 	}
@@ -63,24 +71,22 @@ func serveWorker(in io.Reader, out io.Writer, apply func(workerproto.Limits) err
 		cancel()
 	}()
 
-	res := workerRun(ctx, &st, w, t0, apply)
+	res := workerRun(ctx, &st, pre, w, t0, apply)
 	if err := w.WriteJSON(workerproto.TypeResult, res); err != nil {
 		return fmt.Errorf("starlarkrt: worker: %w", err)
 	}
 	return nil
 }
 
-// workerRun runs st's script and returns its Result message.
-func workerRun(ctx context.Context, st *workerproto.Start, w *workerproto.Writer, t0 time.Time, apply func(workerproto.Limits) error) *workerproto.Result {
+// workerRun runs st's script and returns its Result message. pre is the
+// preloaded policy set, or nil.
+func workerRun(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *workerproto.Writer, t0 time.Time, apply func(workerproto.Limits) error) *workerproto.Result {
 	fail := func(kind, msg string) *workerproto.Result {
 		return &workerproto.Result{Exit: exitFor(kind), Error: &workerproto.Error{Kind: kind, Message: msg}}
 	}
-	policy, err := authz.LoadFiles(st.Policies)
+	policy, err := policySnapshot(st, pre)
 	if err != nil {
-		return fail(KindInternal, fmt.Sprintf("worker: policy snapshot does not load: %v", err))
-	}
-	if policy.Version() != st.PolicyVersion {
-		return fail(KindInternal, fmt.Sprintf("worker: policy snapshot is %s, want %s", policy.Version(), st.PolicyVersion))
+		return fail(KindInternal, err.Error())
 	}
 	args, err := decodeArgs(st.Args)
 	if err != nil {
@@ -96,15 +102,19 @@ func workerRun(ctx context.Context, st *workerproto.Start, w *workerproto.Writer
 		base = t0
 	}
 	clock := func() time.Time { return base.Add(time.Since(t0)) }
-	host := &countingHost{Host: &hostops.Host{
-		Policy:       policy,
-		Principal:    st.Principal,
-		Context:      st.Context,
-		Audit:        auditPipe{w},
-		Event:        st.Event,
-		Clock:        clock,
-		MaxReadBytes: st.Limits.MaxReadBytes,
-	}}
+	counters := &hostops.Counters{MaxRead: st.Limits.MaxRead, MaxWrite: st.Limits.MaxWrite}
+	host := &hostops.Host{
+		Policy:         policy,
+		Principal:      st.Principal,
+		Context:        st.Context,
+		Audit:          auditPipe{w},
+		Event:          st.Event,
+		Clock:          clock,
+		MaxReadBytes:   st.Limits.MaxReadBytes,
+		MaxExecOutput:  st.Limits.MaxExecOutput,
+		ServiceManager: st.ServiceManager,
+		Counters:       counters,
+	}
 	filename := st.Filename
 	if filename == "" {
 		filename = "script"
@@ -116,12 +126,14 @@ func workerRun(ctx context.Context, st *workerproto.Start, w *workerproto.Writer
 		MaxWall:   st.Limits.MaxWall,
 		MaxOutput: st.Limits.MaxOutput,
 		Args:      args,
+		Counters:  counters,
 	})
 	out := &workerproto.Result{
-		Exit:      res.Exit,
-		Steps:     res.Steps,
-		Duration:  res.Duration,
-		BytesRead: host.read.Load(),
+		Exit:         res.Exit,
+		Steps:        res.Steps,
+		Duration:     res.Duration,
+		BytesRead:    counters.Read(),
+		BytesWritten: counters.Written(),
 	}
 	if res.Err != nil {
 		out.Error = &workerproto.Error{Kind: res.Err.Kind, Message: res.Err.Message, Action: res.Err.Action,
@@ -164,7 +176,13 @@ func decodeArgs(raw json.RawMessage) (map[string]any, error) {
 type auditPipe struct{ w *workerproto.Writer }
 
 func (a auditPipe) Log(e audit.Event) {
-	if err := a.w.WriteJSON(workerproto.TypeAudit, e); err != nil {
+	// The bytes WriteJSON would send, without reflection: one event per
+	// host operation.
+	p, err := e.AppendJSON(make([]byte, 0, 512))
+	if err == nil {
+		err = a.w.WriteRaw(workerproto.TypeAudit, p)
+	}
+	if err != nil {
 		panic(fmt.Sprintf("audit event not delivered, operation stopped: %v", err))
 	}
 }
@@ -177,17 +195,4 @@ func (p printPipe) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
-}
-
-// countingHost is the session's Host, counting the bytes reads return.
-// Every other operation is the embedded Host's own.
-type countingHost struct {
-	*hostops.Host
-	read atomic.Int64
-}
-
-func (c *countingHost) Read(path string, maxBytes int64) ([]byte, error) {
-	b, err := c.Host.Read(path, maxBytes)
-	c.read.Add(int64(len(b)))
-	return b, err
 }

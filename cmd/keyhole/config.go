@@ -22,6 +22,7 @@ type config struct {
 	HostCertificate   string       `toml:"host_certificate"`
 	PolicyDir         string       `toml:"policy_dir"`
 	AuditLog          string       `toml:"audit_log"`
+	ServiceManager    []string     `toml:"service_manager"` // svc.* runs it + action, "--", name; unset: ["systemctl"]
 	Limits            limitsConfig `toml:"limits"`
 }
 
@@ -35,6 +36,47 @@ type limitsConfig struct {
 	MaxAuthTries         int `toml:"max_auth_tries"`
 	MaxStartups          int `toml:"max_startups"`
 	MaxStartupsPerSource int `toml:"max_startups_per_source"`
+	// Per-script memory and bytes moved, and concurrent sessions; 0 means
+	// the default (max_memory: 512MiB) or no cap (the others).
+	MaxMemory          size `toml:"max_memory"`
+	MaxRead            size `toml:"max_read"`
+	MaxWrite           size `toml:"max_write"`
+	MaxSessions        int  `toml:"max_sessions"`
+	MaxSessionsPerUser int  `toml:"max_sessions_per_user"`
+}
+
+// minMaxMemory is the smallest limits.max_memory accepted: below it no
+// worker can even start its runtime.
+const minMaxMemory = 16 << 20
+
+// checkLimitsConfig checks the session and script limits and the service
+// manager.
+func checkLimitsConfig(c *config, path string) error {
+	l := c.Limits
+	if l.MaxSessions < 0 || l.MaxSessionsPerUser < 0 {
+		return fmt.Errorf("config %s: limits.max_sessions and limits.max_sessions_per_user must not be negative", path)
+	}
+	if l.MaxSessions > 0 && l.MaxSessionsPerUser > l.MaxSessions {
+		return fmt.Errorf("config %s: limits.max_sessions_per_user (%d) is larger than limits.max_sessions (%d)",
+			path, l.MaxSessionsPerUser, l.MaxSessions)
+	}
+	if l.MaxMemory.Bytes != 0 && l.MaxMemory.Bytes < minMaxMemory {
+		return fmt.Errorf("config %s: limits.max_memory of %d bytes is below the minimum of 16MiB", path, l.MaxMemory.Bytes)
+	}
+	if c.ServiceManager != nil {
+		if len(c.ServiceManager) == 0 {
+			return fmt.Errorf("config %s: service_manager must not be empty (leave it out for [\"systemctl\"])", path)
+		}
+		for i, a := range c.ServiceManager {
+			if a == "" || strings.IndexByte(a, 0) >= 0 {
+				return fmt.Errorf("config %s: service_manager[%d] must be a non-empty string without NUL bytes", path, i)
+			}
+		}
+		if m := c.ServiceManager[0]; !filepath.IsAbs(m) && strings.Contains(m, "/") {
+			return fmt.Errorf("config %s: service_manager[0] %q must be an absolute path or a name without a slash", path, m)
+		}
+	}
+	return nil
 }
 
 // duration is a Go duration string in TOML.
@@ -126,6 +168,9 @@ func loadConfig(path string) (*config, error) {
 		return nil, errors.New("config: limits.max_steps must not be negative")
 	}
 	if err := checkIdentityConfig(&c, path); err != nil {
+		return nil, err
+	}
+	if err := checkLimitsConfig(&c, path); err != nil {
 		return nil, err
 	}
 	dir := filepath.Dir(path)

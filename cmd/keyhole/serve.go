@@ -142,7 +142,14 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 			MaxAuthTries:         cfg.Limits.MaxAuthTries,
 			MaxStartups:          cfg.Limits.MaxStartups,
 			MaxStartupsPerSource: cfg.Limits.MaxStartupsPerSource,
+
+			MaxMemory:          cfg.Limits.MaxMemory.Bytes,
+			MaxRead:            cfg.Limits.MaxRead.Bytes,
+			MaxWrite:           cfg.Limits.MaxWrite.Bytes,
+			MaxSessions:        cfg.Limits.MaxSessions,
+			MaxSessionsPerUser: cfg.Limits.MaxSessionsPerUser,
 		},
+		ServiceManager: cfg.ServiceManager,
 	})
 	if err != nil {
 		aw.Close()

@@ -72,6 +72,28 @@ type SSHResult struct {
 func SSH(t testing.TB, knownHosts, addr, login, key, cert string, args ...string) SSHResult {
 	t.Helper()
 	NeedBinary(t, "ssh")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := SSHCommand(ctx, knownHosts, addr, login, key, cert, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	res := SSHResult{Stdout: stdout.String(), Stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		res.Exit = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("ssh: %v", err)
+	}
+	return res
+}
+
+// SSHCommand returns the command SSH runs, with empty stdin and no output
+// set: the stock ssh client against addr as login, with the private key at
+// key and the certificate at cert (if not empty), no agent, no
+// configuration file, and only the host key in knownHosts accepted. args
+// are further options and the remote command.
+func SSHCommand(ctx context.Context, knownHosts, addr, login, key, cert string, args ...string) *exec.Cmd {
 	host, port, _ := strings.Cut(addr, ":")
 	base := []string{
 		"-F", "/dev/null",
@@ -91,20 +113,8 @@ func SSH(t testing.TB, knownHosts, addr, login, key, cert string, args ...string
 	}
 	base = append(base, args[:len(args)-1]...)
 	base = append(base, host, args[len(args)-1])
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	cmd := exec.CommandContext(ctx, "ssh", base...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
 	cmd.Stdin = bytes.NewReader(nil)
 	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK=")
-	err := cmd.Run()
-	res := SSHResult{Stdout: stdout.String(), Stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		res.Exit = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("ssh: %v", err)
-	}
-	return res
+	return cmd
 }

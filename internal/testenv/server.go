@@ -32,6 +32,9 @@ type Env struct {
 	Addr       string
 	HostKey    gossh.PublicKey
 	Server     *sshserver.Server
+	// Policy is the server's policy source, holding the set loaded from
+	// Options.Policies; Set swaps in another, as a reload does.
+	Policy *Swap
 }
 
 // Options changes what Start builds.
@@ -49,6 +52,8 @@ type Options struct {
 	Log logrus.FieldLogger
 	// WorkerPool is Config.WorkerPool.
 	WorkerPool int
+	// ServiceManager is Config.ServiceManager.
+	ServiceManager []string
 }
 
 // Start builds keys with ssh-keygen, writes the sandbox and policies and
@@ -79,6 +84,8 @@ func Start(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("load policies: %v", err)
 	}
+	e.Policy = &Swap{}
+	e.Policy.Set(ps)
 	cas, err := keys.LoadTrustedCAs(e.CA + ".pub")
 	if err != nil {
 		t.Fatal(err)
@@ -100,12 +107,14 @@ func Start(t testing.TB, opts Options) *Env {
 	srv, err := sshserver.New(sshserver.Config{
 		HostSigners: []gossh.Signer{hostSigner},
 		Auth:        &keys.CertRules{CAs: cas},
-		Policy:      Static{ps},
+		Policy:      e.Policy,
 		Audit:       aw,
 		Limits:      opts.Limits,
 		Worker:      worker,
 		WorkerPool:  opts.WorkerPool,
 		Log:         opts.Log,
+
+		ServiceManager: opts.ServiceManager,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,8 @@
 // script").
 //
 // The server writes one Start message to the worker's stdin and keeps the
-// pipe open; closing it (EOF) asks the worker to stop the script. The
+// pipe open; closing it (EOF) asks the worker to stop the script. A pooled
+// worker may get one Preload message first, while it waits (preload.go). The
 // worker writes Audit and Print messages to its stdout as the script runs,
 // each Audit message before the operation it records acts, and ends with
 // exactly one Result message.

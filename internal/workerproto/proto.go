@@ -29,13 +29,16 @@ func (t Type) String() string {
 		return "print"
 	case TypeResult:
 		return "result"
+	case TypePreload:
+		return "preload"
 	}
 	return "unknown"
 }
 
 // Start is everything a worker needs to run one script. The server keeps the
 // policy of record; Policies is a copy of its source files, which the
-// worker validates again and must find at PolicyVersion.
+// worker validates again and must find at PolicyVersion. Policies is
+// omitted when the worker preloaded that version (Preload).
 type Start struct {
 	Filename  string          `json:"filename"`
 	Script    string          `json:"script"`
@@ -50,10 +53,14 @@ type Start struct {
 	Policies      map[string][]byte `json:"policies"`
 	PolicyVersion string            `json:"policy_version"`
 	Limits        Limits            `json:"limits"`
+	// ServiceManager is the command svc.* runs (hostops.Host's field of
+	// that name); empty means hostops.DefaultServiceManager.
+	ServiceManager []string `json:"service_manager,omitempty"`
 }
 
 // Limits are the limits of one script. Zero means the runtime's default,
-// except MaxMemory and MaxStack, where zero means no limit of that kind.
+// except MaxMemory, MaxStack, MaxRead and MaxWrite, where zero means no
+// limit of that kind.
 type Limits struct {
 	MaxSteps     uint64        `json:"max_steps"`
 	MaxWall      time.Duration `json:"max_wall"`
@@ -61,6 +68,13 @@ type Limits struct {
 	MaxMemory    int64         `json:"max_memory"`     // bytes of the worker's heap
 	MaxStack     int64         `json:"max_stack"`      // bytes of one goroutine's stack
 	MaxReadBytes int64         `json:"max_read_bytes"` // bytes one fs.read may return
+	// MaxRead and MaxWrite cap the bytes the whole script reads from and
+	// writes to the host (hostops.Counters); zero means no cap.
+	MaxRead  int64 `json:"max_read"`
+	MaxWrite int64 `json:"max_write"`
+	// MaxExecOutput is hostops.Host's field of that name: bytes of stdout
+	// and of stderr each kept from one program; zero means its default.
+	MaxExecOutput int64 `json:"max_exec_output"`
 }
 
 // Error is the error that ended a script.
