@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
@@ -181,7 +182,13 @@ func (ss *session) refuse(req *gossh.Request, reason string) {
 // runStdin reads a script from the channel until EOF and runs it.
 func (ss *session) runStdin(ctx context.Context) int {
 	max := ss.s.cfg.Limits.MaxScript
-	src, err := io.ReadAll(io.LimitReader(ss.ch, max+1))
+	var src []byte
+	var err error
+	if !ss.receive(func() { src, err = io.ReadAll(io.LimitReader(ss.ch, max+1)) }) {
+		ss.log(audit.Event{Event: audit.RequestRefused, Request: "subsystem starlark", Reason: ss.notReceived()})
+		return ss.finish(&starlarkrt.Result{Exit: starlarkrt.ExitLimitExceeded,
+			Err: &starlarkrt.Error{Kind: hostops.KindLimitExceeded, Message: ss.notReceived()}})
+	}
 	if err != nil {
 		return ss.finish(&starlarkrt.Result{Exit: starlarkrt.ExitInternal,
 			Err: &starlarkrt.Error{Kind: starlarkrt.KindInternal, Message: "reading script: " + err.Error()}})
@@ -245,3 +252,28 @@ func (c *crlfWriter) Write(p []byte) (int, error) {
 }
 
 func crlf(p []byte) []byte { return bytes.ReplaceAll(p, []byte("\n"), []byte("\r\n")) }
+
+// receive runs read, which reads the script from the channel, and reports
+// whether it returned within the login grace time. A client that opens a
+// subsystem and never sends its script would otherwise hold a session slot
+// forever; when receive gives up, the session ends and closing the channel
+// ends the read.
+func (ss *session) receive(read func()) bool {
+	done := make(chan struct{})
+	go func() {
+		read()
+		close(done)
+	}()
+	t := time.NewTimer(ss.s.cfg.Limits.LoginGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func (ss *session) notReceived() string {
+	return fmt.Sprintf("script not received within %s", ss.s.cfg.Limits.LoginGrace)
+}

@@ -79,7 +79,11 @@ func (ss *session) runStructured(ctx context.Context) int {
 	}
 	jw := &jsonLines{w: out}
 	max := ss.s.maxRequestLine()
-	line, err := readLine(ss.ch, max)
+	var line []byte
+	var err error
+	if !ss.receive(func() { line, err = readLine(ss.ch, max) }) {
+		return ss.refuseStructured(jw, starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded, ss.notReceived())
+	}
 	if err != nil {
 		if errors.Is(err, errLineTooLong) {
 			return ss.refuseStructured(jw, starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
