@@ -108,7 +108,9 @@ func openPathHow(dirfd int, name string) (fd int, noMagic bool, err error) {
 // process, so that naming or reopening a pinned descriptor looks up one
 // name in it instead of walking /proc/self/fd/N from the root each time.
 // fd is -1 when /proc/self/fd cannot be opened or is not on procfs; the
-// full path is used then.
+// full path is used then. Nothing closes it. Its use adds no trust: a
+// reopened descriptor is still checked to hold the pinned object, and a
+// name read through it is still looked up unless it is the path walked.
 var procFD struct {
 	once sync.Once
 	fd   int
