@@ -324,7 +324,17 @@ func crashEnd(waitErr error, stderr string, lim workerproto.Limits) *scriptEnd {
 	case strings.Contains(stderr, "stack overflow") || strings.Contains(stderr, "goroutine stack exceeds"):
 		return endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
 			fmt.Sprintf("interpreter stack limit of %d bytes exceeded (nesting too deep)", lim.MaxStack))
-	case strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory"):
+	case strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory"),
+		// Thread stacks count against RLIMIT_DATA: a worker at its memory
+		// cap fails to start a thread before it fails an allocation.
+		lim.MaxMemory > 0 && (strings.Contains(stderr, "pthread_create failed") ||
+			strings.Contains(stderr, "failed to create new OS thread")),
+		// A Starlark script cannot corrupt memory, so a Go runtime fault
+		// in a worker under a data limit is that limit failing a mapping
+		// inside the runtime (seen in the collector) rather than at an
+		// allocation.
+		lim.MaxMemory > 0 && goFatalExit(waitErr) && (strings.HasPrefix(stderr, "SIGSEGV") ||
+			strings.HasPrefix(stderr, "SIGBUS") || strings.HasPrefix(stderr, "fatal error: runtime")):
 		return endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
 			fmt.Sprintf("memory limit of %d bytes exceeded", lim.MaxMemory))
 	}
@@ -533,4 +543,11 @@ func validEnd(res *workerproto.Result) bool {
 		return res.Error != nil && res.Error.Kind != ""
 	}
 	return false
+}
+
+// goFatalExit reports whether a worker exited with status 2, the status
+// of a Go runtime fatal error or unrecovered fault.
+func goFatalExit(waitErr error) bool {
+	var ee *exec.ExitError
+	return errors.As(waitErr, &ee) && ee.ExitCode() == 2
 }

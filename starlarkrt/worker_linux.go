@@ -37,8 +37,10 @@ func WorkerMain() int {
 }
 
 // dataHeadroom is what the Go runtime needs besides the script's heap:
-// stacks, metadata and the collector's work, on top of MaxMemory.
-const dataHeadroom = 64 << 20
+// stacks (cgo threads map 8 MiB each), 64 MiB heap arenas, metadata and
+// the collector's work, on top of MaxMemory. The tight bound is the
+// server's watch of resident memory; this one only has to hold.
+const dataHeadroom = 256 << 20
 
 func applyProcessLimits(l workerproto.Limits) error {
 	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
