@@ -18,10 +18,7 @@ type PolicyHost interface {
 // INVALID_ARGUMENT.
 func (r *run) allowed(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var action, target string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "action", &action, "path", &target); err != nil {
-		return nil, invalidArgument(b, err)
-	}
-	h, err := r.host(b)
+	h, err := r.hostCall(b, args, kwargs, "action", &action, "path", &target)
 	if err != nil {
 		return nil, err
 	}

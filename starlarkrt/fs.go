@@ -58,6 +58,15 @@ func (r *run) host(b *starlark.Builtin) (Host, error) {
 	return r.opts.Host, nil
 }
 
+// hostCall unpacks a builtin's arguments into pairs, as
+// starlark.UnpackArgs does, and returns the Host the builtin acts on.
+func (r *run) hostCall(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, pairs ...any) (Host, error) {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, pairs...); err != nil {
+		return nil, invalidArgument(b, err)
+	}
+	return r.host(b)
+}
+
 // fs.read(path, max_bytes=0) returns the file's contents as a string.
 func (r *run) fsRead(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var path string
@@ -83,10 +92,7 @@ func (r *run) fsRead(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 // structs with name, type and size.
 func (r *run) fsList(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var path string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path); err != nil {
-		return nil, invalidArgument(b, err)
-	}
-	h, err := r.host(b)
+	h, err := r.hostCall(b, args, kwargs, "path", &path)
 	if err != nil {
 		return nil, err
 	}
@@ -108,10 +114,7 @@ func (r *run) fsList(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 // fs.stat(path) describes the file path names (symlinks followed).
 func (r *run) fsStat(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var path string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path); err != nil {
-		return nil, invalidArgument(b, err)
-	}
-	h, err := r.host(b)
+	h, err := r.hostCall(b, args, kwargs, "path", &path)
 	if err != nil {
 		return nil, err
 	}

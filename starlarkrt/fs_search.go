@@ -108,10 +108,7 @@ func (r *run) fsGrep(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 // every directory it visits.
 func (r *run) fsGlob(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var pattern string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "pattern", &pattern); err != nil {
-		return nil, invalidArgument(b, err)
-	}
-	h, err := r.host(b)
+	h, err := r.hostCall(b, args, kwargs, "pattern", &pattern)
 	if err != nil {
 		return nil, err
 	}
@@ -126,10 +123,7 @@ func (r *run) fsGlob(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 // is ACCESS_DENIED, not False.
 func (r *run) fsExists(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var path string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path); err != nil {
-		return nil, invalidArgument(b, err)
-	}
-	h, err := r.host(b)
+	h, err := r.hostCall(b, args, kwargs, "path", &path)
 	if err != nil {
 		return nil, err
 	}

@@ -80,10 +80,7 @@ func (r *run) fsAppend(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tu
 func (r *run) fsMkdir(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var path string
 	var parents bool
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path, "parents?", &parents); err != nil {
-		return nil, invalidArgument(b, err)
-	}
-	h, err := r.host(b)
+	h, err := r.hostCall(b, args, kwargs, "path", &path, "parents?", &parents)
 	if err != nil {
 		return nil, err
 	}
@@ -93,10 +90,7 @@ func (r *run) fsMkdir(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 // fs.remove(path) removes a file, a symlink or an empty directory.
 func (r *run) fsRemove(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var path string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path); err != nil {
-		return nil, invalidArgument(b, err)
-	}
-	h, err := r.host(b)
+	h, err := r.hostCall(b, args, kwargs, "path", &path)
 	if err != nil {
 		return nil, err
 	}
@@ -106,10 +100,7 @@ func (r *run) fsRemove(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tu
 // fs.rename(src, dst) moves src to dst on one file system.
 func (r *run) fsRename(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var src, dst string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "src", &src, "dst", &dst); err != nil {
-		return nil, invalidArgument(b, err)
-	}
-	h, err := r.host(b)
+	h, err := r.hostCall(b, args, kwargs, "src", &src, "dst", &dst)
 	if err != nil {
 		return nil, err
 	}
@@ -137,10 +128,7 @@ func (r *run) fsChmod(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 // fs.copy(src, dst) copies a regular file, writing dst atomically.
 func (r *run) fsCopy(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var src, dst string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "src", &src, "dst", &dst); err != nil {
-		return nil, invalidArgument(b, err)
-	}
-	h, err := r.host(b)
+	h, err := r.hostCall(b, args, kwargs, "src", &src, "dst", &dst)
 	if err != nil {
 		return nil, err
 	}

@@ -126,10 +126,7 @@ func (r *run) hostMemory(_ *starlark.Thread, b *starlark.Builtin, args starlark.
 
 func (r *run) hostDisk(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var path string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path); err != nil {
-		return nil, invalidArgument(b, err)
-	}
-	h, err := r.host(b)
+	h, err := r.hostCall(b, args, kwargs, "path", &path)
 	if err != nil {
 		return nil, err
 	}
