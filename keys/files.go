@@ -110,11 +110,20 @@ type CertRequest struct {
 
 // SignUserCert signs a user certificate with ca, using a SHA-2 signature.
 func SignUserCert(ca ssh.Signer, req CertRequest) (*ssh.Certificate, error) {
-	if req.KeyID == "" {
-		return nil, errors.New("keys: sign: empty key id")
-	}
 	if len(req.Principals) == 0 {
 		return nil, errors.New("keys: sign: no principals")
+	}
+	return signCert(ca, req, ssh.UserCert, ssh.Permissions{
+		CriticalOptions: req.CriticalOptions,
+		Extensions:      map[string]string{},
+	})
+}
+
+// signCert checks what every certificate needs, builds it from req and
+// signs it with ca, with rsa-sha2-512 when ca is an RSA key (never ssh-rsa).
+func signCert(ca ssh.Signer, req CertRequest, certType uint32, perms ssh.Permissions) (*ssh.Certificate, error) {
+	if req.KeyID == "" {
+		return nil, errors.New("keys: sign: empty key id")
 	}
 	if req.Validity <= 0 {
 		return nil, errors.New("keys: sign: validity must be positive")
@@ -126,15 +135,12 @@ func SignUserCert(ca ssh.Signer, req CertRequest) (*ssh.Certificate, error) {
 	cert := &ssh.Certificate{
 		Key:             req.Key,
 		Serial:          req.Serial,
-		CertType:        ssh.UserCert,
+		CertType:        certType,
 		KeyId:           req.KeyID,
 		ValidPrincipals: req.Principals,
 		ValidAfter:      uint64(after.Unix()),
 		ValidBefore:     uint64(after.Add(req.Validity).Unix()),
-		Permissions: ssh.Permissions{
-			CriticalOptions: req.CriticalOptions,
-			Extensions:      map[string]string{},
-		},
+		Permissions:     perms,
 	}
 	signer := ca
 	if as, ok := ca.(ssh.AlgorithmSigner); ok && ca.PublicKey().Type() == ssh.KeyAlgoRSA {

@@ -2,7 +2,6 @@ package keys
 
 import (
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -51,43 +50,11 @@ func LoadHostCertSigner(path string, host ssh.Signer, now time.Time) (ssh.Signer
 // SignHostCert signs a host certificate for key, valid for the host names
 // in principals, with a SHA-2 signature.
 func SignHostCert(ca ssh.Signer, req CertRequest) (*ssh.Certificate, error) {
-	if req.KeyID == "" {
-		return nil, errors.New("keys: sign: empty key id")
-	}
 	if len(req.Principals) == 0 {
 		return nil, errors.New("keys: sign: a host certificate needs host names")
-	}
-	if req.Validity <= 0 {
-		return nil, errors.New("keys: sign: validity must be positive")
 	}
 	if len(req.CriticalOptions) > 0 {
 		return nil, errors.New("keys: sign: host certificates take no critical options")
 	}
-	after := req.ValidAfter
-	if after.IsZero() {
-		after = time.Now().Add(-time.Minute)
-	}
-	cert := &ssh.Certificate{
-		Key:             req.Key,
-		Serial:          req.Serial,
-		CertType:        ssh.HostCert,
-		KeyId:           req.KeyID,
-		ValidPrincipals: req.Principals,
-		ValidAfter:      uint64(after.Unix()),
-		ValidBefore:     uint64(after.Add(req.Validity).Unix()),
-	}
-	if err := cert.SignCert(rand.Reader, sha2Signer(ca)); err != nil {
-		return nil, fmt.Errorf("keys: sign: %w", err)
-	}
-	return cert, nil
-}
-
-// sha2Signer makes an RSA signer sign with rsa-sha2-512, never ssh-rsa.
-func sha2Signer(ca ssh.Signer) ssh.Signer {
-	if as, ok := ca.(ssh.AlgorithmSigner); ok && ca.PublicKey().Type() == ssh.KeyAlgoRSA {
-		if s, err := ssh.NewSignerWithAlgorithms(as, []string{ssh.KeyAlgoRSASHA512}); err == nil {
-			return s
-		}
-	}
-	return ca
+	return signCert(ca, req, ssh.HostCert, ssh.Permissions{})
 }
