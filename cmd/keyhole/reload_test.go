@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -108,22 +106,7 @@ func (e *reloadEnv) run(script string) (int, string, error) {
 // auditEvents reads the audit log.
 func (e *reloadEnv) auditEvents(t *testing.T) []map[string]any {
 	t.Helper()
-	f, err := os.Open(filepath.Join(e.dir, "audit.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("audit line %q: %v", sc.Text(), err)
-		}
-		out = append(out, m)
-	}
-	return out
+	return testenv.ReadAudit(t, filepath.Join(e.dir, "audit.log"))
 }
 
 // waitFor polls cond for up to 30 seconds.

@@ -157,7 +157,14 @@ func (e *Env) SSH(t testing.TB, login string, args ...string) SSHResult {
 // Audit returns the audit log's events so far, each as a map.
 func (e *Env) Audit(t testing.TB) []map[string]any {
 	t.Helper()
-	f, err := os.Open(e.AuditPath)
+	return ReadAudit(t, e.AuditPath)
+}
+
+// ReadAudit returns the events of the audit log at path, each as a map; a
+// line that is not JSON fails the test.
+func ReadAudit(t testing.TB, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
