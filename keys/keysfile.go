@@ -35,8 +35,8 @@ type keyEntry struct {
 	line       int
 	userID     string
 	principals []string
-	from       []string   // from= patterns; nil means any source
-	expiry     *time.Time // expiry-time=; nil means none
+	from       []fromPattern // from= patterns; nil means any source
+	expiry     *time.Time    // expiry-time=; nil means none
 }
 
 // noopOptions restrict things keyhole never grants (a shell, a terminal,
@@ -152,26 +152,52 @@ func unquoteOption(v string) (string, error) {
 	return strings.ReplaceAll(v[1:len(v)-1], `\"`, `"`), nil
 }
 
-// parseFrom checks a from= pattern list: addresses, CIDR blocks, or
+// fromPattern is one parsed pattern of a from= list: an address block or a
+// wildcard pattern on the address text, possibly negated. Patterns are
+// parsed once, when the keys file is loaded, so matching cannot meet a
+// pattern it does not understand.
+type fromPattern struct {
+	negated bool
+	block   netip.Prefix // valid for an address block
+	glob    string       // lower-case wildcard pattern otherwise
+}
+
+// match reports whether the pattern, ignoring negation, matches ip, whose
+// text form is text.
+func (p fromPattern) match(ip netip.Addr, text string) bool {
+	if p.block.IsValid() {
+		return p.block.Contains(ip)
+	}
+	hit, _ := path.Match(p.glob, text) // checked at load: cannot fail
+	return hit
+}
+
+// parseFrom parses a from= pattern list: addresses, CIDR blocks, or
 // wildcard patterns (* and ?) on the address text, each optionally negated
 // with "!". Host names are not resolved (as OpenSSH with UseDNS no), so a
 // pattern with letters can only match a literal address text.
-func parseFrom(v string) ([]string, error) {
-	var out []string
+func parseFrom(v string) ([]fromPattern, error) {
+	var out []fromPattern
 	for _, p := range strings.Split(v, ",") {
 		p = strings.TrimSpace(p)
 		body := strings.TrimPrefix(p, "!")
 		if body == "" {
 			return nil, fmt.Errorf("empty pattern in %q", v)
 		}
+		fp := fromPattern{negated: len(body) < len(p)}
 		if strings.Contains(body, "/") {
-			if _, err := netip.ParsePrefix(body); err != nil {
+			pref, err := netip.ParsePrefix(body)
+			if err != nil {
 				return nil, fmt.Errorf("bad address block %q", body)
 			}
-		} else if _, err := path.Match(body, ""); err != nil {
-			return nil, fmt.Errorf("bad pattern %q", body)
+			fp.block = pref.Masked()
+		} else {
+			fp.glob = strings.ToLower(body)
+			if _, err := path.Match(fp.glob, ""); err != nil {
+				return nil, fmt.Errorf("bad pattern %q", body)
+			}
 		}
-		out = append(out, p)
+		out = append(out, fp)
 	}
 	return out, nil
 }
@@ -179,7 +205,7 @@ func parseFrom(v string) ([]string, error) {
 // matchFrom reports whether source is allowed by pats: a negated match
 // refuses, otherwise any positive match allows (OpenSSH's
 // match_host_and_ip on the address).
-func matchFrom(pats []string, source net.Addr) bool {
+func matchFrom(pats []fromPattern, source net.Addr) bool {
 	var ip netip.Addr
 	if tcp, ok := source.(*net.TCPAddr); ok {
 		ip, _ = netip.AddrFromSlice(tcp.IP)
@@ -191,21 +217,13 @@ func matchFrom(pats []string, source net.Addr) bool {
 	text := ip.String()
 	allowed := false
 	for _, p := range pats {
-		negated := strings.HasPrefix(p, "!")
-		body := strings.TrimPrefix(p, "!")
-		var hit bool
-		if strings.Contains(body, "/") {
-			pref, err := netip.ParsePrefix(body)
-			hit = err == nil && pref.Masked().Contains(ip)
-		} else {
-			hit, _ = path.Match(strings.ToLower(body), text)
+		if !p.match(ip, text) {
+			continue
 		}
-		if hit && negated {
+		if p.negated {
 			return false
 		}
-		if hit {
-			allowed = true
-		}
+		allowed = true
 	}
 	return allowed
 }
