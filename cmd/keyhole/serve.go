@@ -98,6 +98,10 @@ func (r *running) close() {
 func startServer(cfg *config, stderr io.Writer) (*running, error) {
 	// Everything that can be checked is checked before anything is
 	// created on disk.
+	worker, err := selfWorker()
+	if err != nil {
+		return nil, err
+	}
 	auth, err := loadAuthenticator(cfg, stderr)
 	if err != nil {
 		return nil, err
@@ -131,7 +135,7 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 		Policy:      store,
 		Audit:       aw,
 		Log:         log,
-		Worker:      selfWorker(log),
+		Worker:      worker,
 		Limits: sshserver.Limits{
 			MaxSteps:    uint64(cfg.Limits.MaxSteps),
 			MaxWall:     cfg.Limits.MaxWall.Duration,

@@ -1,11 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/keyhole-dev/keyhole/sshserver"
 	"github.com/keyhole-dev/keyhole/starlarkrt"
@@ -26,13 +25,25 @@ func cmdWorker(args []string, stderr io.Writer) int {
 
 // selfWorker is the server's worker command: this very binary, by its
 // absolute path, run as "keyhole worker" (argv[0] is "keyhole" whatever
-// the file is called, which the CLI tests rely on). When the binary cannot
-// be found, it logs why and returns nil, and every script ends INTERNAL.
-func selfWorker(log logrus.FieldLogger) func() *exec.Cmd {
+// the file is called, which the CLI tests rely on). A server whose scripts
+// could only fail does not start: when the binary cannot be found or is not
+// a regular executable file, selfWorker returns the reason.
+func selfWorker() (func() *exec.Cmd, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		log.WithError(err).Error("keyhole: cannot find this binary to start workers; scripts will fail")
-		return nil
+		return nil, fmt.Errorf("find this binary to start workers: %w", err)
 	}
-	return sshserver.WorkerCommand(exe, "keyhole", "worker")
+	return workerAt(exe)
+}
+
+// workerAt is selfWorker for the binary at exe.
+func workerAt(exe string) (func() *exec.Cmd, error) {
+	fi, err := os.Stat(exe)
+	if err != nil {
+		return nil, fmt.Errorf("find this binary to start workers: %w", err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return nil, fmt.Errorf("this binary %s is not an executable file; workers cannot start", exe)
+	}
+	return sshserver.WorkerCommand(exe, "keyhole", "worker"), nil
 }
