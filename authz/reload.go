@@ -6,17 +6,16 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/sirupsen/logrus"
 
 	"github.com/keyhole-dev/keyhole/audit"
+	"github.com/keyhole-dev/keyhole/internal/watch"
 )
 
 // Reload triggers, as they appear in the reason of a policy.reload event.
@@ -237,79 +236,14 @@ func (s *Store) event(version, reason string) {
 // is audited once two reads agree) and Watch keeps trying to watch it
 // again every second.
 func (s *Store) Watch(ctx context.Context) (<-chan struct{}, error) {
-	w, err := fsnotify.NewWatcher()
+	var pending string // the key of a read not acted on yet (settle)
+	done, err := watch.Dirs(ctx, []string{s.dir}, watch.Options{
+		Debounce: s.opts.Debounce,
+		MaxWaits: maxDebounceWaits,
+		Log:      s.log,
+	}, func() bool { return s.settle(&pending) })
 	if err != nil {
 		return nil, fmt.Errorf("authz: watch %s: %w", s.dir, err)
 	}
-	if err := w.Add(s.dir); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("authz: watch %s: %w", s.dir, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer w.Close()
-		s.watch(ctx, w)
-	}()
 	return done, nil
-}
-
-// watch is the loop of Watch; it owns w.
-func (s *Store) watch(ctx context.Context, w *fsnotify.Watcher) {
-	watching := true
-	clean := filepath.Clean(s.dir)
-
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	var first time.Time // of the pending burst; zero when none
-	var pending string  // the key of a read not acted on yet (settle)
-	retry := time.NewTicker(time.Second)
-	defer retry.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-w.Events:
-			if !ok {
-				return
-			}
-			if filepath.Clean(ev.Name) == clean && ev.Has(fsnotify.Remove|fsnotify.Rename) {
-				watching = false
-				s.log.WithField("dir", s.dir).Warn("authz: policy directory removed or renamed; keeping the last good set")
-			}
-			now := time.Now()
-			if first.IsZero() {
-				first = now
-			}
-			wait := s.opts.Debounce
-			if left := first.Add(maxDebounceWaits * s.opts.Debounce).Sub(now); left < wait {
-				wait = max(left, 0)
-			}
-			timer.Reset(wait)
-		case err, ok := <-w.Errors:
-			if !ok {
-				return
-			}
-			// An overflowed queue loses events: reload to be sure.
-			s.log.WithError(err).Warn("authz: policy directory watch")
-			first = time.Now()
-			timer.Reset(s.opts.Debounce)
-		case <-timer.C:
-			first = time.Time{}
-			if s.settle(&pending) {
-				timer.Reset(s.opts.Debounce)
-			}
-		case <-retry.C:
-			if watching {
-				continue
-			}
-			_ = w.Remove(s.dir) // a renamed directory's old watch, if any
-			if err := w.Add(s.dir); err == nil {
-				watching = true
-				s.log.WithField("dir", s.dir).Info("authz: watching the policy directory again")
-				first = time.Now()
-				timer.Reset(s.opts.Debounce)
-			}
-		}
-	}
 }

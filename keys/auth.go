@@ -3,8 +3,11 @@ package keys
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -12,6 +15,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/keyhole-dev/keyhole/internal/watch"
 )
 
 // ErrRevocationUnusable refuses every key while the KRL cannot be read or
@@ -64,7 +69,7 @@ func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
 	}
 	if cfg.Log == nil {
 		l := logrus.New()
-		l.Out = discardWriter{}
+		l.Out = io.Discard
 		cfg.Log = l
 	}
 	a := &Authenticator{cfg: cfg}
@@ -123,29 +128,37 @@ func (a *Authenticator) reloadLocked() error {
 	return errors.Join(st.keysErr, st.krlErr)
 }
 
-// Watch polls the files every interval (0 means one second) and reloads
-// when one changed (or appeared, or vanished), until ctx ends. Polling
-// sees atomic renames and in-place writes alike and needs no inotify.
-func (a *Authenticator) Watch(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		interval = time.Second
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			a.mu.Lock()
-			changed := (a.cfg.KeysFile != "" && stampOf(a.cfg.KeysFile) != a.stamps[0]) ||
-				(a.cfg.RevokedKeys != "" && stampOf(a.cfg.RevokedKeys) != a.stamps[1])
-			if changed {
-				_ = a.reloadLocked()
-			}
-			a.mu.Unlock()
+// Watch reloads the keys file and the KRL when one of them changes (is
+// written, replaced, appears or vanishes), until ctx ends. It watches the
+// directories that hold them (internal/watch, debounced by debounce; zero
+// means that package's default) and reloads only when a file's identity,
+// size or times changed. It returns once both are watched, or an error if
+// a directory cannot be watched; the channel is closed when watching has
+// stopped. A nil channel and error mean there is nothing to watch.
+func (a *Authenticator) Watch(ctx context.Context, debounce time.Duration) (<-chan struct{}, error) {
+	var dirs []string
+	for _, f := range []string{a.cfg.KeysFile, a.cfg.RevokedKeys} {
+		if f != "" {
+			dirs = append(dirs, filepath.Dir(f))
 		}
 	}
+	if len(dirs) == 0 {
+		return nil, nil
+	}
+	done, err := watch.Dirs(ctx, dirs, watch.Options{Debounce: debounce, Log: a.cfg.Log}, func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		changed := (a.cfg.KeysFile != "" && stampOf(a.cfg.KeysFile) != a.stamps[0]) ||
+			(a.cfg.RevokedKeys != "" && stampOf(a.cfg.RevokedKeys) != a.stamps[1])
+		if changed {
+			_ = a.reloadLocked()
+		}
+		return false
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	return done, nil
 }
 
 // Check decides whether key may log in as login from source. On success it
@@ -201,6 +214,3 @@ func stampOf(path string) fileStamp {
 	return s
 }
 
-type discardWriter struct{}
-
-func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }

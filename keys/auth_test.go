@@ -168,8 +168,10 @@ func TestAuthenticatorWatch(t *testing.T) {
 	t.Parallel()
 	f := newAuthFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { f.auth.Watch(ctx, 10*time.Millisecond); close(done) }()
+	done, err := f.auth.Watch(ctx, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer func() { cancel(); <-done }()
 
 	k := keys.NewKRL()

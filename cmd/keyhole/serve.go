@@ -172,15 +172,28 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 	r.onHUP = append(r.onHUP, func() { _, _, _ = store.Reload(authz.TriggerSignal) })
 	var watchCtx context.Context
 	watchCtx, r.stopWatch = context.WithCancel(context.Background())
-	// keys_file and revoked_keys: reloaded on SIGHUP and, polled, on change.
+	// keys_file and revoked_keys: reloaded on SIGHUP and on change.
 	r.onHUP = append(r.onHUP, func() { _ = auth.Reload() })
-	go auth.Watch(watchCtx, 0)
-	if r.watchDone, err = store.Watch(watchCtx); err != nil {
-		log.WithError(err).Warn("keyhole: policy_dir is not watched for changes; reload with SIGHUP")
-		stopped := make(chan struct{})
-		close(stopped)
-		r.watchDone = stopped
+	authDone, err := auth.Watch(watchCtx, 0)
+	if err != nil {
+		log.WithError(err).Warn("keyhole: keys_file and revoked_keys are not watched for changes; reload with SIGHUP")
 	}
+	policyDone, err := store.Watch(watchCtx)
+	if err != nil {
+		log.WithError(err).Warn("keyhole: policy_dir is not watched for changes; reload with SIGHUP")
+	}
+	// watchDone is closed once both watchers have stopped (a nil channel:
+	// that watcher never started).
+	watchDone := make(chan struct{})
+	r.watchDone = watchDone
+	go func() {
+		defer close(watchDone)
+		for _, c := range []<-chan struct{}{authDone, policyDone} {
+			if c != nil {
+				<-c
+			}
+		}
+	}()
 	go func() { r.errc <- srv.Serve(ln) }()
 	return r, nil
 }
