@@ -213,4 +213,3 @@ func stampOf(path string) fileStamp {
 	}
 	return s
 }
-
