@@ -1,0 +1,11 @@
+package authz_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain checks that no test leaves a goroutine behind (Store.Watch
+// starts one).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
