@@ -253,8 +253,7 @@ func TestCorpus(t *testing.T) {
 			wantAllow := r.Decision == "allow"
 			var erred []string
 			for _, e := range got.Errors {
-				id, _, _ := strings.Cut(e, ": ")
-				erred = append(erred, id)
+				erred = append(erred, e.Policy)
 			}
 			if len(r.Errors) == 0 {
 				// No error: the same decision, by the same policies.

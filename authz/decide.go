@@ -37,7 +37,7 @@ func (p *PolicySet) Decide(req Request) (d Decision) {
 	d.Version = p.Version()
 	defer func() {
 		if r := recover(); r != nil {
-			d = Decision{Version: d.Version, Errors: []string{fmt.Sprintf("authz: internal error: %v", r)}}
+			d = Decision{Version: d.Version, Errors: []PolicyError{{Message: fmt.Sprintf("authz: internal error: %v", r)}}}
 		}
 	}()
 	b := p.byAction[req.Action]
@@ -93,7 +93,7 @@ func evaluate(d Decision, cands []*entry, ents types.EntityGetter, creq types.Re
 	d.Allow = dec == cedar.Allow && len(diag.Errors) == 0
 	for _, e := range diag.Errors {
 		d.Policies = append(d.Policies, string(e.PolicyID))
-		d.Errors = append(d.Errors, string(e.PolicyID)+": "+e.Message)
+		d.Errors = append(d.Errors, PolicyError{Policy: string(e.PolicyID), Message: e.Message})
 	}
 	return d
 }
@@ -128,7 +128,7 @@ var emptySet = sync.OnceValue(func() *PolicySet {
 
 // deny returns d as a denial for a malformed request.
 func deny(d Decision, msg string) Decision {
-	d.Allow, d.Policies, d.Errors = false, nil, []string{msg}
+	d.Allow, d.Policies, d.Errors = false, nil, []PolicyError{{Message: msg}}
 	return d
 }
 

@@ -223,7 +223,7 @@ when { context.args.contains("-rf") };`, `@id("rm") permit (principal, action ==
 				t.Fatalf("Errors = %q, want prefixes %q", d.Errors, tt.errs)
 			}
 			for i, e := range d.Errors {
-				if !strings.HasPrefix(e, tt.errs[i]) {
+				if !strings.HasPrefix(e.Error(), tt.errs[i]) {
 					t.Errorf("Errors[%d] = %q, want prefix %q", i, e, tt.errs[i])
 				}
 			}

@@ -9,7 +9,7 @@
 //   - Forbid overrides permit.
 //   - Errors deny: a policy whose evaluation errs makes the whole decision
 //     deny, whatever its effect, and is named in Decision.Policies and
-//     Decision.Errors. (cedar-go skips an erring policy; keyhole does not
+//     Decision.Errors, each a PolicyError naming the policy. (cedar-go skips an erring policy; keyhole does not
 //     fail open.) A malformed request (unknown action, a resource kind the
 //     action does not apply to, a path that is not absolute and clean, an
 //     empty user or role) is denied with an "authz: …" entry in Errors and

@@ -55,7 +55,7 @@ func TestDecideOddPaths(t *testing.T) {
 				req.Resource = authz.Resource{Kind: k.kind, Path: tt.path}
 				d := ps.Decide(req)
 				if !tt.ok {
-					if d.Allow || len(d.Policies) != 0 || len(d.Errors) != 1 || !strings.Contains(d.Errors[0], "not absolute and clean") {
+					if d.Allow || len(d.Policies) != 0 || len(d.Errors) != 1 || !strings.Contains(d.Errors[0].Message, "not absolute and clean") {
 						t.Errorf("Decide(%q) = %+v, want a malformed-request deny", tt.path, d)
 					}
 					return

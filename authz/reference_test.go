@@ -86,7 +86,7 @@ func TestDecideMatchesReference(t *testing.T) {
 				named++
 			}
 			if got.Allow != want.Allow || !slices.Equal(sorted(got.Policies), sorted(want.Policies)) ||
-				!slices.Equal(sorted(got.Errors), sorted(want.Errors)) {
+				!slices.Equal(sorted(errorTexts(got.Errors)), sorted(errorTexts(want.Errors))) {
 				t.Errorf("set %d (%s), %s %s %q as %s:\n got %+v\nwant %+v", i, ps.IDs()[0], req.Action, req.Resource.Kind, req.Resource.Path,
 					req.Principal.Role, got, want)
 			}
@@ -264,7 +264,7 @@ func referenceDecide(ps *cedar.PolicySet, req authz.Request) authz.Decision {
 	}
 	for _, e := range diag.Errors {
 		d.Policies = append(d.Policies, string(e.PolicyID))
-		d.Errors = append(d.Errors, string(e.PolicyID)+": "+e.Message)
+		d.Errors = append(d.Errors, authz.PolicyError{Policy: string(e.PolicyID), Message: e.Message})
 	}
 	return d
 }
@@ -340,4 +340,12 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+func errorTexts(errs []authz.PolicyError) []string {
+	var out []string
+	for _, e := range errs {
+		out = append(out, e.Error())
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -62,9 +63,38 @@ type Decision struct {
 	// permits that matched on allow; on deny, the forbids that matched and
 	// every policy whose evaluation erred. Empty on a default deny.
 	Policies []string
-	// Errors are evaluation errors, "policy-id: message". Any error makes
-	// the decision deny.
-	Errors []string
+	// Errors are evaluation errors, each naming the policy that erred
+	// (none for a malformed request). Any error makes the decision deny.
+	Errors []PolicyError
 	// Version is the content hash of the policy set that decided.
 	Version string
+}
+
+// PolicyError is an error met while deciding: a policy whose evaluation
+// erred, or (Policy empty) a request that cannot be decided.
+type PolicyError struct {
+	Policy  string // the @id of the policy that erred; "" for the request
+	Message string
+}
+
+// Error returns "policy-id: message", or the message alone when no
+// policy erred.
+func (e PolicyError) Error() string {
+	if e.Policy == "" {
+		return e.Message
+	}
+	return e.Policy + ": " + e.Message
+}
+
+// ErrorText returns the decision's errors joined by "; ", or "" when it
+// has none: the reason an audit line gives.
+func (d Decision) ErrorText() string {
+	var b strings.Builder
+	for i, e := range d.Errors {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
 }

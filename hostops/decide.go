@@ -8,6 +8,7 @@ package hostops
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,7 +79,7 @@ func (h *Host) decide(action string, res authz.Resource, now time.Time) (allow b
 		Resource:  res,
 		Context:   ctx,
 	})
-	return dec.Allow && len(dec.Errors) == 0, dec, strings.Join(dec.Errors, "; ")
+	return dec.Allow && len(dec.Errors) == 0, dec, dec.ErrorText()
 }
 
 // log writes the one decision event of an operation.
@@ -118,18 +119,17 @@ func why(dec authz.Decision) string {
 	var erred []string
 	unnamed := false
 	for _, e := range dec.Errors {
-		id, _, ok := strings.Cut(e, ": ")
-		if !ok || id == "" {
+		if e.Policy == "" {
 			unnamed = true
 			continue
 		}
-		if !contains(erred, id) {
-			erred = append(erred, id)
+		if !slices.Contains(erred, e.Policy) {
+			erred = append(erred, e.Policy)
 		}
 	}
 	var matched []string
 	for _, id := range dec.Policies {
-		if !contains(erred, id) && !contains(matched, id) {
+		if !slices.Contains(erred, id) && !slices.Contains(matched, id) {
 			matched = append(matched, id)
 		}
 	}
@@ -154,15 +154,6 @@ func policies(ids []string) string {
 		return "policy " + ids[0]
 	}
 	return "policies " + strings.Join(ids, ", ")
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // opError is an error of kind about resource, in the form

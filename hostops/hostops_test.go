@@ -56,13 +56,14 @@ func (p *policy) Decide(req authz.Request) authz.Decision {
 	p.mu.Lock()
 	p.reqs = append(p.reqs, req)
 	p.mu.Unlock()
-	var forbids, permits, errs []string
+	var forbids, permits []string
+	var errs []authz.PolicyError
 	for _, r := range p.rules {
 		switch {
 		case !r.matches(req):
 		case r.erring:
 			forbids = append(forbids, r.id)
-			errs = append(errs, r.id+": boom")
+			errs = append(errs, authz.PolicyError{Policy: r.id, Message: "boom"})
 		case r.forbid:
 			forbids = append(forbids, r.id)
 		default:
