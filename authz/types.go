@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/keyhole-dev/keyhole/keys"
 )
 
 // Resource kinds, the Cedar entity types a request can name.
@@ -14,15 +16,11 @@ const (
 	KindService = "Service"
 )
 
-// Principal is the verified identity a session acts as.
-type Principal struct {
-	UserID      string   // certificate key id or keys_file comment
-	Role        string   // the SSH login name, one of Principals
-	Principals  []string // every principal the certificate or key line lists
-	Serial      uint64   // certificate serial, 0 for plain keys
-	Fingerprint string   // SHA256 fingerprint of the user key, as OpenSSH prints it
-	Auth        string   // "certificate" or "key"
-}
+// Principal is the verified identity a session acts as: the identity
+// package keys derives from the key that authenticated, passed through
+// unchanged, so no layer between the handshake and the decision copies or
+// rebuilds it.
+type Principal = keys.Identity
 
 // Resource is the object an action touches. For File and Dir, Path is the
 // canonical absolute path of the pinned object; for Command, the real path of

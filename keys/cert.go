@@ -58,12 +58,12 @@ var (
 
 // Identity is who a verified key speaks for.
 type Identity struct {
-	UserID      string   // certificate key id
+	UserID      string   // certificate key id, or the keys_file line's comment
 	Role        string   // the login name, one of Principals
-	Principals  []string // every principal of the certificate
-	Serial      uint64
-	Fingerprint string // SHA256 fingerprint of the user key (not of the CA)
-	Auth        string // "certificate"
+	Principals  []string // every principal the certificate or key line lists
+	Serial      uint64   // certificate serial, 0 for plain keys
+	Fingerprint string   // SHA256 fingerprint of the user key (not of the CA), as OpenSSH prints it
+	Auth        string   // "certificate" or "key"
 }
 
 // TrustedCAs is a set of user CA public keys, as in OpenSSH's
