@@ -1,34 +1,27 @@
 package hostops
 
 import (
-	"fmt"
 	"io/fs"
 	"time"
 
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
+	"github.com/keyhole-dev/keyhole/outcome"
 )
 
-// Error kinds, as scripts and clients see them.
+// Error kinds, as scripts and clients see them (package outcome).
 const (
-	KindAccessDenied    = "ACCESS_DENIED"
-	KindNotFound        = "NOT_FOUND"
-	KindInvalidArgument = "INVALID_ARGUMENT"
-	KindIOError         = "IO_ERROR"
-	KindLimitExceeded   = "LIMIT_EXCEEDED"
+	KindAccessDenied    = outcome.KindAccessDenied
+	KindNotFound        = outcome.KindNotFound
+	KindInvalidArgument = outcome.KindInvalidArgument
+	KindIOError         = outcome.KindIOError
+	KindLimitExceeded   = outcome.KindLimitExceeded
 )
 
-// Error is the error every Host operation returns. Message is written for
-// the script's author and never holds file contents.
-type Error struct {
-	Kind     string
-	Message  string
-	Action   string
-	Resource string
-	Policies []string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Kind, e.Message) }
+// Error is the error every Host operation returns: outcome's, so it
+// reaches the script and the client unchanged. Message is written for the
+// script's author and never holds file contents.
+type Error = outcome.Error
 
 // Decider answers authorization requests; *authz.PolicySet is one.
 type Decider interface {

@@ -7,51 +7,33 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/keyhole-dev/keyhole/hostops"
+	"github.com/keyhole-dev/keyhole/outcome"
 )
 
-// Exit statuses of a script (DESIGN.md, "Wire protocols").
+// Exit statuses of a script (DESIGN.md, "Wire protocols"; package
+// outcome).
 const (
-	ExitOK            = 0
-	ExitScriptError   = 1
-	ExitSyntaxError   = 2
-	ExitAccessDenied  = 13
-	ExitLimitExceeded = 124
-	ExitInternal      = 125
+	ExitOK            = outcome.ExitOK
+	ExitScriptError   = outcome.ExitScriptError
+	ExitSyntaxError   = outcome.ExitSyntaxError
+	ExitAccessDenied  = outcome.ExitAccessDenied
+	ExitLimitExceeded = outcome.ExitLimitExceeded
+	ExitInternal      = outcome.ExitInternal
 )
 
 // Error kinds beyond those of hostops: the script's own failures.
 const (
-	KindScriptError = "SCRIPT_ERROR"
-	KindSyntaxError = "SYNTAX_ERROR"
-	KindInternal    = "INTERNAL"
+	KindScriptError = outcome.KindScriptError
+	KindSyntaxError = outcome.KindSyntaxError
+	KindInternal    = outcome.KindInternal
 )
 
-// Error is the error that ended a script.
-type Error struct {
-	Kind     string
-	Message  string
-	Action   string
-	Resource string
-	Policies []string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Kind, e.Message) }
+// Error is the error that ended a script: outcome's, the same type a host
+// operation fails with.
+type Error = outcome.Error
 
 // exitFor maps an error kind to the script's exit status.
-func exitFor(kind string) int {
-	switch kind {
-	case hostops.KindAccessDenied:
-		return ExitAccessDenied
-	case hostops.KindLimitExceeded:
-		return ExitLimitExceeded
-	case KindSyntaxError:
-		return ExitSyntaxError
-	case KindInternal:
-		return ExitInternal
-	default:
-		return ExitScriptError
-	}
-}
+func exitFor(kind string) int { return outcome.ExitFor(kind) }
 
 // fromHostError converts a host operation error into the script's Error,
 // or returns nil when err did not come from hostops.
@@ -60,7 +42,8 @@ func fromHostError(err error) *Error {
 	if !errors.As(err, &he) {
 		return nil
 	}
-	return &Error{Kind: he.Kind, Message: he.Message, Action: he.Action, Resource: he.Resource, Policies: he.Policies}
+	e := *he // a copy: the script's end must not share the operation's error
+	return &e
 }
 
 // evalMessage is the message of a Starlark evaluation error, with the
