@@ -131,6 +131,7 @@ func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecR
 	if allow && e != nil {
 		reason = e.Message
 	}
+	allow = refuseUnnamed(allow, &dec, t.err)
 	h.log(now, actionExec, t.name, allow, dec, reason)
 	if e != nil {
 		if t.obj != nil {
