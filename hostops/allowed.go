@@ -3,6 +3,7 @@
 package hostops
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
@@ -19,12 +20,13 @@ const ReasonQuery = "query only, nothing done"
 // a program for exec (an absolute path or a name looked up in
 // ExecSearchPath; context.argv is then the program's path alone and
 // context.args empty), a service name for status, start, stop, restart and
-// reload. The target is resolved exactly as the operation would resolve
-// it (pinned, symlinks followed, the real path authorized; a path that
-// names nothing decided as decideMissing decides it; a path through a
-// /proc magic link denied), so the answer is the one the operation would
-// get from the policy; the operation may still fail for other reasons
-// (not found, wrong type).
+// reload (resolved by the service manager as Service resolves it, with
+// `show`, which changes nothing). The target is resolved exactly as the
+// operation would resolve it (pinned, symlinks followed, the real path
+// authorized; a path that names nothing decided as decideMissing decides
+// it; a path through a /proc magic link denied), so the answer is the one
+// the operation would get from the policy; the operation may still fail
+// for other reasons (not found, wrong type).
 //
 // Every query is a decision and gets its one audit line, with ReasonQuery
 // (and the policy's evaluation errors) as its reason. An unknown action or
@@ -112,7 +114,19 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		if msg := checkServiceName(target); msg != "" {
 			return refuse(msg)
 		}
-		res = authz.Resource{Kind: authz.KindService, Path: target}
+		// Resolved as Service resolves it (ServiceUnit); a name the manager
+		// cannot resolve is not allowed.
+		ctx, cancel := context.WithTimeout(context.Background(), serviceResolveTimeout)
+		defer cancel()
+		_, entity, rerr := h.serviceUnit(ctx, action, target, ExecOptions{Timeout: serviceResolveTimeout})
+		if rerr != nil {
+			h.log(now, action, target, false, authz.Decision{}, ReasonQuery+"; "+rerr.Message)
+			if rerr.Kind == KindLimitExceeded {
+				return false, rerr
+			}
+			return false, nil
+		}
+		res = authz.Resource{Kind: authz.KindService, Path: entity}
 	default:
 		return refuse("unknown action " + strconv.Quote(action))
 	}

@@ -116,7 +116,9 @@ func TestWorkerByteBudgets(t *testing.T) {
 func TestWorkerServiceManagerAndExecOutput(t *testing.T) {
 	dir := limitsDir(t)
 	manager := filepath.Join(dir, "manager")
-	if err := os.WriteFile(manager, []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > "+dir+"/argv\n"), 0o755); err != nil {
+	script := "#!/bin/sh\nfor last in \"$@\"; do :; done\n[ \"$2\" = show ] && { echo \"$last.service\"; exit 0; }\n" +
+		"printf '%s\\n' \"$@\" > " + dir + "/argv\n"
+	if err := os.WriteFile(manager, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	st := limitsStart(t, dir, `
@@ -134,7 +136,7 @@ result({"len": len(r.stdout), "truncated": r.truncated})
 	if err != nil {
 		t.Fatalf("the configured service manager did not run: %v", err)
 	}
-	if want := "--flag\nrestart\n--\nweb\n"; string(got) != want {
+	if want := "--flag\nrestart\n--\nweb.service\n"; string(got) != want {
 		t.Errorf("service manager argv = %q, want %q", got, want)
 	}
 	if string(res.Value) != `{"len":10,"truncated":true}` {
