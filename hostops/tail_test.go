@@ -2,8 +2,10 @@ package hostops_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,5 +128,44 @@ func BenchmarkTail(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestTailMatchesLines: across chunk boundaries, with and without a final
+// newline, with empty lines and for every n, Tail returns the last n of
+// the lines Lines returns.
+func TestTailMatchesLines(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	h, _ := newHost(s.policy())
+	const chunk = 64 << 10
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i, size := range []int{1, 2, chunk - 1, chunk, chunk + 1, 2*chunk + 7, 5 * chunk} {
+		for _, density := range []int{2, 50, chunk} { // one newline in about this many bytes
+			b := make([]byte, size)
+			for j := range b {
+				b[j] = 'a' + byte(j%26)
+				if rng.IntN(density) == 0 {
+					b[j] = '\n'
+				}
+			}
+			p := filepath.Join(s.allowed, "f"+strconv.Itoa(i)+"-"+strconv.Itoa(density))
+			mustWrite(t, p, string(b), 0o644)
+			all, err := h.Lines(p, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []int{1, 2, 3, 10, len(all) - 1, len(all), len(all) + 1} {
+				if n <= 0 {
+					continue
+				}
+				got, err := h.Tail(context.Background(), p, n)
+				want := all[max(len(all)-n, 0):]
+				if err != nil || !slices.Equal(got, want) {
+					t.Fatalf("size %d, density %d, n %d: tail = %d lines, %v; want the last %d of %d lines",
+						size, density, n, len(got), err, len(want), len(all))
+				}
+			}
+		}
 	}
 }
