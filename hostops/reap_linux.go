@@ -67,6 +67,10 @@ func AdoptOrphans() error {
 // pid read from elsewhere, so a pid that was reused is never hit; each
 // one is reaped before the next round, so none lingers as a zombie.
 //
+// Reaping waits for each killed process to die: one stuck in the kernel
+// (uninterruptible sleep on a hung file system) holds the sweep up, and
+// the server's kill of the worker is the bound then.
+//
 // It does nothing unless AdoptOrphans was called. Exec and Service call it
 // after each program; the worker calls it again before it exits.
 func Sweep() error {
