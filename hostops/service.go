@@ -45,7 +45,7 @@ type ServiceResult struct {
 
 // Service performs action (status, start, stop, restart or reload) on the
 // service name, authorized as that action on Service::"<unit>", where unit
-// is the name as the service manager resolves it (ServiceUnit).
+// is the name as the service manager resolves it (serviceUnit).
 //
 // name must be 1 to MaxServiceName bytes of [A-Za-z0-9@._:-], not starting
 // with '-' and not "." or "..": anything else is INVALID_ARGUMENT. The
