@@ -114,7 +114,7 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		if msg := checkServiceName(target); msg != "" {
 			return refuse(msg)
 		}
-		// Resolved as Service resolves it (ServiceUnit); a name the manager
+		// Resolved as Service resolves it (serviceUnit); a name the manager
 		// cannot resolve is not allowed.
 		ctx, cancel := context.WithTimeout(context.Background(), serviceResolveTimeout)
 		defer cancel()
