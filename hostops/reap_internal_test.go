@@ -56,3 +56,22 @@ func TestChildrenOf(t *testing.T) {
 		t.Fatal("Sweep killed a child of a process that does not adopt orphans")
 	}
 }
+
+// BenchmarkChildrenOf is what a sweep with nothing to kill costs after
+// each program a worker runs: one listing of this process's children.
+func BenchmarkChildrenOf(b *testing.B) {
+	b.Run("task-children", func(b *testing.B) {
+		for range b.N {
+			if _, err := childrenOf(os.Getpid()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("scan", func(b *testing.B) {
+		for range b.N {
+			if _, err := childrenByScan(os.Getpid()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
