@@ -3,6 +3,7 @@
 package hostops
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
@@ -19,10 +20,13 @@ const ReasonQuery = "query only, nothing done"
 // a program for exec (an absolute path or a name looked up in
 // ExecSearchPath; context.argv is then the program's path alone and
 // context.args empty), a service name for status, start, stop, restart and
-// reload. The target is resolved exactly as the operation would resolve
-// it (pinned, symlinks followed, the real path authorized), so the answer
-// is the one the operation would get from the policy; the operation may
-// still fail for other reasons (not found, wrong type).
+// reload (resolved by the service manager as Service resolves it, with
+// `show`, which changes nothing). The target is resolved exactly as the
+// operation would resolve it (pinned, symlinks followed, the real path
+// authorized; a path that names nothing decided as decideMissing decides
+// it; a path through a /proc magic link denied), so the answer is the one
+// the operation would get from the policy; the operation may still fail
+// for other reasons (not found, wrong type).
 //
 // Every query is a decision and gets its one audit line, with ReasonQuery
 // (and the policy's evaluation errors) as its reason. An unknown action or
@@ -43,7 +47,8 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 	}
 	var (
 		res   authz.Resource
-		query = *h // the request's context, changed for exec
+		terr  error // why the program's path names no object, if it does not
+		query = *h  // the request's context, changed for exec
 	)
 	switch {
 	case isFileAction(action):
@@ -59,7 +64,27 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		if t.obj != nil {
 			defer t.obj.close()
 		}
-		res = resourceOf(t)
+		var (
+			allow  bool
+			dec    authz.Decision
+			reason string
+		)
+		switch {
+		case t.obj == nil && action == actionMkdir:
+			// What mkdir creates is a directory.
+			allow, dec, reason = h.decide(action, authz.Resource{Kind: authz.KindDir, Path: t.name}, now)
+		case t.obj == nil && (action == actionWrite || action == actionCreate):
+			// What a write creates is a file.
+			allow, dec, reason = h.decide(action, authz.Resource{Kind: authz.KindFile, Path: t.name}, now)
+		default:
+			allow, dec, reason = h.decideTarget(action, t, now)
+		}
+		if notNamed(t.err) && allow {
+			reason = sysError(action, t.name, t.err).Message
+		}
+		allow = refuseUnnamed(allow, &dec, t.err)
+		h.log(now, action, t.name, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; "))
+		return allow, nil
 	case action == actionExec:
 		if msg := checkArgv([]string{target}); msg != "" {
 			return refuse(msg)
@@ -83,16 +108,33 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 			defer t.obj.close()
 		}
 		res = authz.Resource{Kind: authz.KindCommand, Path: t.name}
+		terr = t.err
 		query.Context.Argv, query.Context.Args = JoinArgv([]string{name}), []string{}
 	case isServiceAction(action):
 		if msg := checkServiceName(target); msg != "" {
 			return refuse(msg)
 		}
-		res = authz.Resource{Kind: authz.KindService, Path: target}
+		// Resolved as Service resolves it (serviceUnit); a name the manager
+		// cannot resolve is not allowed.
+		ctx, cancel := context.WithTimeout(context.Background(), serviceResolveTimeout)
+		defer cancel()
+		_, entity, rerr := h.serviceUnit(ctx, action, target, ExecOptions{Timeout: serviceResolveTimeout})
+		if rerr != nil {
+			h.log(now, action, target, false, authz.Decision{}, ReasonQuery+"; "+rerr.Message)
+			if rerr.Kind == KindLimitExceeded {
+				return false, rerr
+			}
+			return false, nil
+		}
+		res = authz.Resource{Kind: authz.KindService, Path: entity}
 	default:
 		return refuse("unknown action " + strconv.Quote(action))
 	}
 	allow, dec, reason := query.decide(action, res, now)
+	if allow && notNamed(terr) {
+		reason = sysError(action, res.Path, terr).Message
+	}
+	allow = refuseUnnamed(allow, &dec, terr)
 	h.log(now, action, res.Path, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; "))
 	return allow, nil
 }

@@ -16,6 +16,8 @@ func TestAllowed(t *testing.T) {
 		permitExec("hello", b.path("hello")),
 		`@id("web") permit (principal, action == Keyhole::Action::"restart", resource == Keyhole::Service::"web");`,
 	)
+	mgr, _ := fakeManager(t)
+	h.ServiceManager = []string{mgr}
 	tests := []struct {
 		name, action, target string
 		allow                bool
@@ -33,6 +35,8 @@ func TestAllowed(t *testing.T) {
 		{"exec-relative", "exec", "./hello", false, hostops.KindInvalidArgument, "./hello"},
 		{"service-allowed", "restart", "web", true, "", "web"},
 		{"service-denied", "stop", "web", false, "", "web"},
+		{"service-by-unit-id", "restart", "web.service", true, "", "web"},
+		{"service-unresolvable", "restart", "unresolvable", false, "", "unresolvable"},
 		{"service-bad-name", "restart", "-web", false, hostops.KindInvalidArgument, "-web"},
 		{"relative-path", "read", "relative", false, hostops.KindInvalidArgument, "relative"},
 		{"unknown-action", "frobnicate", "/tmp", false, hostops.KindInvalidArgument, "/tmp"},

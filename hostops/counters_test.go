@@ -38,7 +38,7 @@ func TestCountersCountEveryOperation(t *testing.T) {
 		{"read", func() error { _, err := h.Read(pub, 0); return err }, n, 0},
 		{"read-max-bytes", func() error { _, err := h.Read(pub, 3); return err }, 3, 0},
 		{"lines", func() error { _, err := h.Lines(pub, 0); return err }, n, 0},
-		{"tail", func() error { _, err := h.Tail(pub, 1); return err }, n, 0},
+		{"tail", func() error { _, err := h.Tail(context.Background(), pub, 1); return err }, n, 0},
 		{"grep", func() error { _, err := h.Grep(pub, regexp.MustCompile("data"), 0); return err }, n, 0},
 		{"write", func() error { return h.Write(rw+"/w.txt", []byte("12345"), hostops.KeepMode) }, 0, 5},
 		{"append", func() error { return h.Append(rw+"/w.txt", []byte("678")) }, 0, 3},
@@ -87,7 +87,7 @@ func TestCountersReadBudget(t *testing.T) {
 		{"read-max-bytes", n + 3, func(h *hostops.Host, p string) error { _, err := h.Read(p, 100); return err }},
 		{"lines", n + 3, func(h *hostops.Host, p string) error { _, err := h.Lines(p, 0); return err }},
 		{"lines-read-ahead", n + 3, func(h *hostops.Host, p string) error { _, err := h.Lines(p, 1); return err }},
-		{"tail", n + 3, func(h *hostops.Host, p string) error { _, err := h.Tail(p, 5); return err }},
+		{"tail", n + 3, func(h *hostops.Host, p string) error { _, err := h.Tail(context.Background(), p, 5); return err }},
 		{"grep", n + 3, func(h *hostops.Host, p string) error {
 			_, err := h.Grep(p, regexp.MustCompile("x"), 0)
 			return err

@@ -154,6 +154,9 @@ func TestRequest(t *testing.T) {
 		action string
 		op     func(h *hostops.Host, p string) error
 		res    authz.Resource
+		// alsoDir: a path that names nothing is asked about twice, as
+		// res (a File) and as a Dir of the same path.
+		alsoDir bool
 	}{
 		{name: "existing-file", path: s.path("allowed/link-secret"), action: "read",
 			op:  func(h *hostops.Host, p string) error { _, err := h.Read(p, 0); return err },
@@ -163,7 +166,7 @@ func TestRequest(t *testing.T) {
 			res: authz.Resource{Kind: authz.KindDir, Path: s.path("allowed/sub"), Exists: true}},
 		{name: "missing-file", path: s.allowed + "/missing/../x", action: "stat",
 			op:  func(h *hostops.Host, p string) error { _, err := h.Stat(p); return err },
-			res: authz.Resource{Kind: authz.KindFile, Path: s.path("allowed/missing")}},
+			res: authz.Resource{Kind: authz.KindFile, Path: s.path("allowed/missing")}, alsoDir: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,8 +175,17 @@ func TestRequest(t *testing.T) {
 			h, _ := newHost(pol)
 			tc.op(h, tc.path)
 			reqs := pol.requests()
-			if len(reqs) != 1 {
-				t.Fatalf("%d requests, want 1", len(reqs))
+			want := 1
+			if tc.alsoDir {
+				want = 2
+			}
+			if len(reqs) != want {
+				t.Fatalf("%d requests, want %d", len(reqs), want)
+			}
+			if tc.alsoDir {
+				if d := reqs[1].Resource; d.Kind != authz.KindDir || d.Path != tc.res.Path || d.Exists || d.Size != nil {
+					t.Errorf("second resource = %s, want Dir %s", fmtRes(d), tc.res.Path)
+				}
 			}
 			r := reqs[0]
 			if r.Action != tc.action || r.Principal.UserID != "agent-7" || r.Principal.Role != "logs" {

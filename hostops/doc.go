@@ -17,7 +17,9 @@
 //  4. Audit: exactly one decision event per operation, written before
 //     anything is acted on, allowed or denied, including operations refused
 //     before the policy was asked (bad path) and allowed ones that find
-//     nothing to act on (not found, wrong type).
+//     nothing to act on (not found, wrong type). A path whose name is not
+//     the object's (a /proc magic link) is refused even where the policy
+//     allows the name, and its event is a deny with the reason.
 //  5. Act: only after an allow, and only through the pinned descriptor
 //     (reopened through its /proc magic link and checked to be the same
 //     object), never through the path again. A rename, a swapped symlink or
@@ -29,9 +31,18 @@
 // walks it, to the deepest object it reaches (a dangling symlink is
 // followed by its text); that object's real path, plus the unreached part
 // of the path with "." dropped and everything from the first ".." cut, is
-// authorized as a File that does not exist. A deny is ACCESS_DENIED, an
-// allow NOT_FOUND (or the error that stopped the walk), so the answer is the
-// same whether or not the object exists under a forbidden directory.
+// authorized both as a File that does not exist and as a Dir: a forbid of
+// either denies, else a permit of either allows (decideMissing). A deny is
+// ACCESS_DENIED, an allow NOT_FOUND (or the error that stopped the walk),
+// so the answer is the same whether or not the object exists, as a file or
+// as a directory, where the principal may not look. Operations that create
+// (write, mkdir) authorize what they create instead.
+//
+// Programs (Exec, Service) run in a process group of their own that is
+// killed when they end; in a process that adopts orphans (AdoptOrphans:
+// the worker) whatever left the group is killed and reaped too (Sweep).
+// Service names are resolved by the service manager to their canonical
+// unit before they are authorized (ServiceUnitSuffix).
 //
 // Object types are checked on the pinned descriptor after authorization (so
 // a denied path never reveals its type) and before any open: a FIFO,

@@ -198,6 +198,10 @@ type entryOp struct {
 	// missingParentOK lets the operation go ahead when the parent does not
 	// exist (mkdir with parents).
 	missingParentOK bool
+	// existing: the operation acts on what the name holds (delete, the
+	// source of rename), so a free name is decided as decideMissing
+	// decides a path that names nothing, not as a File to create.
+	existing bool
 	// action is the action authorized for what the entry holds.
 	action func(e *entry) string
 	// resource is the resource authorized; nil means entryResource.
@@ -256,7 +260,16 @@ func (h *Host) beginEntry(op entryOp, path, argMsg string) (*entry, error) {
 	if op.resource != nil {
 		res = op.resource
 	}
-	allow, dec, reason := h.decide(action, res(&e), now)
+	var (
+		allow  bool
+		dec    authz.Decision
+		reason string
+	)
+	if op.existing && e.obj == nil {
+		allow, dec, reason = h.decideMissing(action, e.path, now)
+	} else {
+		allow, dec, reason = h.decide(action, res(&e), now)
+	}
 	var ee *Error
 	switch {
 	case !allow:
@@ -272,6 +285,7 @@ func (h *Host) beginEntry(op entryOp, path, argMsg string) (*entry, error) {
 	if allow && ee != nil {
 		reason = ee.Message
 	}
+	allow = refuseUnnamed(allow, &dec, e.err)
 	h.log(now, action, e.path, allow, dec, reason)
 	if ee != nil {
 		e.close()

@@ -86,8 +86,10 @@ type ExecResult struct {
 // working directory, in a process group of its own, with standard input
 // from opts. When it exits, whatever is left of its process group is
 // killed; on timeout or when ctx ends, the whole group is killed and the
-// result is LIMIT_EXCEEDED. A program that leaves its process group
-// (setsid) escapes that kill: containing it is the worker's cgroup's job.
+// result is LIMIT_EXCEEDED. A process that left the group (setsid, a
+// daemon) escapes that kill; in a process that called AdoptOrphans (the
+// worker) it is this process's child by then, and Sweep kills and reaps
+// it, and all it started, before Exec returns.
 // A non-zero exit status is not an error. On a dry run an allowed program
 // is not run: the result has exit status 0 and no output.
 func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecResult, error) {
@@ -131,6 +133,7 @@ func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecR
 	if allow && e != nil {
 		reason = e.Message
 	}
+	allow = refuseUnnamed(allow, &dec, t.err)
 	h.log(now, actionExec, t.name, allow, dec, reason)
 	if e != nil {
 		if t.obj != nil {

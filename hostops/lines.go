@@ -5,6 +5,7 @@ package hostops
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"strconv"
@@ -96,9 +97,16 @@ func (h *Host) scanLines(path string, fn func(n int64, line []byte) bool) error 
 // Tail returns the last n lines of the regular file at path (action
 // "read"), as Lines splits them, reading the file backwards from its end,
 // so the tail of a log of any size costs what the lines cost. n must be
-// positive. Lines that together exceed the host's read cap are
-// LIMIT_EXCEEDED.
-func (h *Host) Tail(path string, n int) ([]string, error) {
+// positive.
+//
+// Each byte is looked at once: the cost is linear in what is read, and
+// every byte read is charged to the script's read budget (Host.Counters).
+// Reading stops with LIMIT_EXCEEDED as soon as a line is found to be
+// longer than MaxLineBytes (a file without newlines costs at most that
+// much), when the lines wanted together exceed the host's read cap, or
+// when the budget is spent. When ctx ends (the script was cancelled or ran
+// out of time) Tail stops between two reads with LIMIT_EXCEEDED.
+func (h *Host) Tail(ctx context.Context, path string, n int) ([]string, error) {
 	p, err := h.begin(actionRead, path, refuseRead)
 	if err != nil {
 		return nil, err
@@ -113,54 +121,85 @@ func (h *Host) Tail(path string, n int) ([]string, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, sysError(actionRead, p.path, err)
 	}
+	if st.Size == 0 {
+		return []string{}, nil
+	}
 	limit := h.maxRead()
+	tooLong := func() error {
+		return opError(KindLimitExceeded, actionRead, p.path, "a line is longer than "+strconv.Itoa(MaxLineBytes)+" bytes")
+	}
+	// Offsets in the file: [end, size) has been read, backwards, into
+	// parts (parts[0] is the last piece); eol is the end of the last line
+	// (size, less a final newline); lineEnd is the end of the line being
+	// scanned; start, once found, is where the first line wanted begins.
 	const chunk = 64 << 10
-	var buf []byte // the end of the file, read so far
-	end := st.Size
-	for end > 0 {
-		if bytes.Count(bytes.TrimSuffix(buf, []byte("\n")), []byte("\n")) >= n {
-			break
+	var parts [][]byte
+	size := st.Size
+	end, eol, lineEnd, start := size, size, size, int64(-1)
+	found := 0
+	for end > 0 && start < 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, opError(KindLimitExceeded, actionRead, p.path, "stopped: "+err.Error())
 		}
-		size := min(int64(chunk), end)
-		if int64(len(buf))+size > limit+1 {
-			size = limit + 1 - int64(len(buf))
-		}
-		if size <= 0 {
+		left := limit + 1 - (size - end) // never more than one byte past the cap
+		if left <= 0 {
 			return nil, tooLarge(p.path, limit)
 		}
-		if want := h.Counters.readWant(size); want < size {
-			size = max(want, 1) // past the budget: chargeRead says so
+		want := min(int64(chunk), end, left)
+		if w := h.Counters.readWant(want); w < want {
+			want = max(w, 1) // past the budget: chargeRead says so
 		}
-		part := make([]byte, size)
-		got, err := preadFull(fd, part, end-size)
+		off := end - want
+		part := make([]byte, want)
+		got, err := preadFull(fd, part, off)
 		if err != nil {
 			return nil, sysError(actionRead, p.path, err)
 		}
 		if e := h.Counters.chargeRead(actionRead, p.path, int64(got)); e != nil {
 			return nil, e
 		}
-		buf = append(part[:got], buf...)
-		end -= size
-	}
-	lines := bytes.Split(bytes.TrimSuffix(buf, []byte("\n")), []byte("\n"))
-	if end > 0 || len(lines) > n {
-		// The first line may be a partial one: only whole lines count.
-		lines = lines[len(lines)-min(n, len(lines)-1):]
-	}
-	if len(buf) == 0 {
-		return []string{}, nil
-	}
-	out := make([]string, len(lines))
-	var total int
-	for i, l := range lines {
-		if len(l) > MaxLineBytes {
-			return nil, opError(KindLimitExceeded, actionRead, p.path, "a line is longer than "+strconv.Itoa(MaxLineBytes)+" bytes")
+		if int64(got) < want {
+			return nil, opError(KindIOError, actionRead, p.path, "the file shrank while it was read")
 		}
-		total += len(l) + 1
-		out[i] = string(l)
+		i := len(part)
+		if end == size && part[i-1] == '\n' {
+			// A final newline ends the last line; it does not start one.
+			eol, lineEnd, i = size-1, size-1, i-1
+		}
+		for start < 0 {
+			j := bytes.LastIndexByte(part[:i], '\n')
+			if j < 0 {
+				break
+			}
+			nl := off + int64(j)
+			if lineEnd-nl-1 > MaxLineBytes {
+				return nil, tooLong()
+			}
+			if found++; found == n {
+				start = nl + 1
+			}
+			lineEnd, i = nl, j
+		}
+		if start < 0 && lineEnd-off > MaxLineBytes {
+			return nil, tooLong()
+		}
+		parts = append(parts, part)
+		end = off
 	}
-	if int64(total) > limit+1 {
+	if start < 0 {
+		start = 0 // fewer than n lines: the whole file
+	}
+	if eol-start+1 > limit+1 {
 		return nil, tooLarge(p.path, limit)
+	}
+	text := make([]byte, 0, size-end)
+	for i := len(parts) - 1; i >= 0; i-- {
+		text = append(text, parts[i]...)
+	}
+	lines := bytes.Split(text[start-end:eol-end], []byte("\n"))
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = string(l)
 	}
 	return out, nil
 }

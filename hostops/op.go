@@ -24,9 +24,11 @@ type refusal func(st *unix.Stat_t) string
 // The audit event is written before anything is acted on. Its decision is
 // "allow" only when the policy allowed; an operation refused before the
 // policy was asked (a bad path, a path that cannot be named) is logged as
-// "deny" with the reason. Reason holds the policy's evaluation errors, or,
-// when the policy allowed but there is nothing to act on (not found, wrong
-// type), the error the caller gets.
+// "deny" with the reason, and so is an allowed path that does not name the
+// object it reaches (a /proc magic link: see refuseUnnamed). A path that
+// names nothing is decided by decideMissing. Reason holds the policy's
+// evaluation errors, or, when the policy allowed but there is nothing to
+// act on (not found, wrong type), the error the caller gets.
 func (h *Host) begin(action, path string, refuse refusal) (*pinned, error) {
 	if h.Audit == nil {
 		// Everything is audited: with nowhere to write, nothing happens.
@@ -48,7 +50,7 @@ func (h *Host) begin(action, path string, refuse refusal) (*pinned, error) {
 		h.log(now, action, path, false, authz.Decision{}, e.Message)
 		return nil, e
 	}
-	allow, dec, reason := h.decide(action, resourceOf(t), now)
+	allow, dec, reason := h.decideTarget(action, t, now)
 	var e *Error
 	switch {
 	case !allow:
@@ -63,6 +65,7 @@ func (h *Host) begin(action, path string, refuse refusal) (*pinned, error) {
 	if allow && e != nil {
 		reason = e.Message
 	}
+	allow = refuseUnnamed(allow, &dec, t.err)
 	h.log(now, action, t.name, allow, dec, reason)
 	if e != nil {
 		if t.obj != nil {

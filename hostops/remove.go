@@ -15,9 +15,10 @@ import (
 // removed.
 func (h *Host) Remove(path string) error {
 	e, err := h.beginEntry(entryOp{
-		verb:    actionDelete,
-		slashOK: true,
-		action:  func(*entry) string { return actionDelete },
+		verb:     actionDelete,
+		existing: true,
+		slashOK:  true,
+		action:   func(*entry) string { return actionDelete },
 		check: func(action string, e *entry) *Error {
 			if e.obj == nil {
 				return actError(action, e.path, unix.ENOENT)

@@ -19,9 +19,10 @@ import (
 // Host.DryRun nothing is moved.
 func (h *Host) Rename(src, dst string) error {
 	s, err := h.beginEntry(entryOp{
-		verb:    actionRename,
-		slashOK: true,
-		action:  func(*entry) string { return actionRename },
+		verb:     actionRename,
+		existing: true,
+		slashOK:  true,
+		action:   func(*entry) string { return actionRename },
 		check: func(action string, e *entry) *Error {
 			if e.obj == nil {
 				return actError(action, e.path, unix.ENOENT)

@@ -1,6 +1,7 @@
 package hostops_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"regexp"
@@ -33,12 +34,12 @@ func TestLinesTailGrep(t *testing.T) {
 		{"lines-empty", func() (any, error) { return h.Lines(s.path("allowed/empty.txt"), 0) }, []string{}, ""},
 		{"lines-forbidden", func() (any, error) { return h.Lines(s.path("forbidden/secret"), 0) }, nil, hostops.KindAccessDenied},
 		{"lines-fifo", func() (any, error) { return h.Lines(s.path("allowed/fifo"), 0) }, nil, hostops.KindInvalidArgument},
-		{"tail", func() (any, error) { return h.Tail(log, 2) }, []string{"four ERR", "five"}, ""},
-		{"tail-more-than-file", func() (any, error) { return h.Tail(log, 9) }, []string{"one", "two ERR", "three", "four ERR", "five"}, ""},
-		{"tail-final-newline", func() (any, error) { return h.Tail(s.path("allowed/nl"), 1) }, []string{"b"}, ""},
-		{"tail-empty", func() (any, error) { return h.Tail(s.path("allowed/empty.txt"), 3) }, []string{}, ""},
-		{"tail-across-chunks", func() (any, error) { return h.Tail(s.path("allowed/big"), 3) }, []string{"x", "x", "last"}, ""},
-		{"tail-forbidden", func() (any, error) { return h.Tail(s.path("allowed/link-secret"), 1) }, nil, hostops.KindAccessDenied},
+		{"tail", func() (any, error) { return h.Tail(context.Background(), log, 2) }, []string{"four ERR", "five"}, ""},
+		{"tail-more-than-file", func() (any, error) { return h.Tail(context.Background(), log, 9) }, []string{"one", "two ERR", "three", "four ERR", "five"}, ""},
+		{"tail-final-newline", func() (any, error) { return h.Tail(context.Background(), s.path("allowed/nl"), 1) }, []string{"b"}, ""},
+		{"tail-empty", func() (any, error) { return h.Tail(context.Background(), s.path("allowed/empty.txt"), 3) }, []string{}, ""},
+		{"tail-across-chunks", func() (any, error) { return h.Tail(context.Background(), s.path("allowed/big"), 3) }, []string{"x", "x", "last"}, ""},
+		{"tail-forbidden", func() (any, error) { return h.Tail(context.Background(), s.path("allowed/link-secret"), 1) }, nil, hostops.KindAccessDenied},
 		{"grep", func() (any, error) { return h.Grep(log, regexp.MustCompile(`ERR$`), 0) },
 			[]hostops.Match{{Line: 2, Text: "two ERR"}, {Line: 4, Text: "four ERR"}}, ""},
 		{"grep-cap", func() (any, error) { return h.Grep(log, regexp.MustCompile(`ERR`), 1) },
@@ -75,10 +76,10 @@ func TestLinesTailGrep(t *testing.T) {
 	if got, err := h.Lines(s.path("allowed/big"), 2); err != nil || len(got) != 2 {
 		t.Errorf("first lines of a big file: %v, %v", got, err)
 	}
-	if got, err := h.Tail(s.path("allowed/big"), 2); err != nil || !slices.Equal(got, []string{"x", "last"}) {
+	if got, err := h.Tail(context.Background(), s.path("allowed/big"), 2); err != nil || !slices.Equal(got, []string{"x", "last"}) {
 		t.Errorf("tail of a big file: %v, %v", got, err)
 	}
-	if _, err := h.Tail(s.path("allowed/big"), 1000); !isKind(err, hostops.KindLimitExceeded) {
+	if _, err := h.Tail(context.Background(), s.path("allowed/big"), 1000); !isKind(err, hostops.KindLimitExceeded) {
 		t.Errorf("tail over the cap: %v", err)
 	}
 }
@@ -215,7 +216,7 @@ func TestNoDescriptorLeakWrites(t *testing.T) {
 			h.Remove(path + "-p")
 			h.Remove(path + "-d")
 			h.Lines(path, 0)
-			h.Tail(path, 2)
+			h.Tail(context.Background(), path, 2)
 			h.Glob(path + "*")
 			h.Exists(path)
 		}

@@ -2,13 +2,15 @@
 
 package hostops
 
-// Service actions: a service name authorized as Service::"<name>" for the
-// action, then the configured service manager run on it.
+// Service actions: a service name resolved by the service manager to its
+// canonical unit, authorized as Service::"<unit>" for the action, then the
+// configured service manager run on that unit.
 
 import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keyhole-dev/keyhole/authz"
 )
@@ -42,22 +44,31 @@ type ServiceResult struct {
 }
 
 // Service performs action (status, start, stop, restart or reload) on the
-// service name, authorized as that action on Service::"<name>".
+// service name, authorized as that action on Service::"<unit>", where unit
+// is the name as the service manager resolves it (serviceUnit).
 //
 // name must be 1 to MaxServiceName bytes of [A-Za-z0-9@._:-], not starting
-// with '-' and not "." or "..": anything else is INVALID_ARGUMENT. After an
-// allow, Service runs the service manager (Host.ServiceManager, default
-// "systemctl") as `<manager...> <action> -- <name>`, exactly as Exec runs
-// an allowed program (pinned, no shell, ExecEnv, own process group,
-// timeout, output caps); the manager itself is configuration, not
-// authorized separately, and the operation has one decision line. A
-// manager that cannot be found is IO_ERROR.
+// with '-' and not "." or "..": anything else is INVALID_ARGUMENT. The
+// service manager (Host.ServiceManager, default "systemctl") is asked
+// first, as `<manager...> show --property=Id --value -- <name>`, for the
+// canonical id of the unit name stands for, so that "ssh", "ssh.service"
+// and an alias such as "sshd" are one entity; a name it cannot resolve is
+// denied (fail closed), with the manager's answer as the reason on the
+// audit line, and is IO_ERROR, unless the policy denies the name as given,
+// which is ACCESS_DENIED as usual (a denied principal learns nothing about
+// the configuration). After an allow, Service runs the manager as
+// `<manager...> <action> -- <unit id>`, on the unit it authorized, exactly
+// as Exec runs an allowed program (pinned, no shell, ExecEnv, own process
+// group, timeout, output caps); the manager itself is configuration, not
+// authorized separately, and the operation has one decision line, whose
+// resource is the entity name. A manager that cannot be found is IO_ERROR.
 //
 // For status the manager's exit status is the answer (systemctl: 0 active,
 // 3 inactive, 4 unknown) and never an error. For the other actions a
 // non-zero exit status is IO_ERROR naming the status and the start of the
-// manager's stderr. On a dry run status still runs (it changes nothing);
-// the other actions are authorized and audited but not run, and succeed.
+// manager's stderr. On a dry run the name is still resolved and status
+// still runs (they change nothing); the other actions are authorized and
+// audited but not run, and succeed. The result's Name is the entity name.
 func (h *Host) Service(ctx context.Context, action, name string, opts ExecOptions) (ServiceResult, error) {
 	res := ServiceResult{Name: name, Action: action}
 	shown := name
@@ -80,21 +91,40 @@ func (h *Host) Service(ctx context.Context, action, name string, opts ExecOption
 		h.log(now, action, shown, false, authz.Decision{}, e.Message)
 		return res, e
 	}
-	allow, dec, reason := h.decide(action, authz.Resource{Kind: authz.KindService, Path: name}, now)
+	unit, entity, rerr := h.serviceUnit(ctx, action, name, opts)
+	if rerr != nil {
+		if rerr.Kind == KindLimitExceeded {
+			// The script's budget or time ran out while asking: nothing was
+			// decided.
+			h.log(now, action, name, false, authz.Decision{}, rerr.Message)
+			return res, rerr
+		}
+		// Unresolved: denied whatever the policy says of the name as given,
+		// which only chooses the error the script sees.
+		allow, dec, reason := h.decide(action, authz.Resource{Kind: authz.KindService, Path: name}, now)
+		if !allow {
+			h.log(now, action, name, false, dec, reason)
+			return res, h.deniedError(action, name, dec)
+		}
+		h.log(now, action, name, false, authz.Decision{Version: dec.Version}, rerr.Message)
+		return res, rerr
+	}
+	res.Name = entity
+	allow, dec, reason := h.decide(action, authz.Resource{Kind: authz.KindService, Path: entity}, now)
 	var (
 		e    *Error
 		prog *pinned
 		vec  []string
 	)
 	if !allow {
-		e = h.deniedError(action, name, dec)
+		e = h.deniedError(action, entity, dec)
 	} else {
-		prog, vec, e = h.serviceManager(action, name)
+		prog, vec, e = h.serviceManager(action, entity, action, "--", unit)
 		if e != nil {
 			reason = e.Message
 		}
 	}
-	h.log(now, action, name, allow, dec, reason)
+	h.log(now, action, entity, allow, dec, reason)
 	if e != nil {
 		return res, e
 	}
@@ -103,33 +133,93 @@ func (h *Host) Service(ctx context.Context, action, name string, opts ExecOption
 		res.Path = prog.path
 		return res, nil
 	}
-	out, err := h.spawn(ctx, prog, vec, opts, action, name)
+	out, err := h.spawn(ctx, prog, vec, opts, action, entity)
 	if err != nil {
 		return res, err
 	}
 	res.ExecResult = out
 	res.Path = prog.path // the manager's, as on a dry run (spawn names the service)
 	if action != ServiceStatus && (out.Exit != 0 || out.Signal != "") {
-		status := "exit status " + strconv.Itoa(out.Exit)
-		if out.Signal != "" {
-			status = "signal " + out.Signal
-		}
-		detail := strings.TrimSpace(string(out.Stderr))
-		if len(detail) > maxShownStderr {
-			detail = detail[:maxShownStderr] + "..."
-		}
-		m := "service manager failed with " + status
-		if detail != "" {
-			m += ": " + strconv.Quote(detail)
-		}
-		return res, opError(KindIOError, action, name, m)
+		return res, opError(KindIOError, action, entity, "service manager failed with "+managerFailure(out))
 	}
 	return res, nil
 }
 
+// managerFailure describes a failed run of the service manager: its exit
+// status or signal and the start of its stderr.
+func managerFailure(out ExecResult) string {
+	status := "exit status " + strconv.Itoa(out.Exit)
+	if out.Signal != "" {
+		status = "signal " + out.Signal
+	}
+	detail := strings.TrimSpace(string(out.Stderr))
+	if len(detail) > maxShownStderr {
+		detail = detail[:maxShownStderr] + "..."
+	}
+	if detail != "" {
+		status += ": " + strconv.Quote(detail)
+	}
+	return status
+}
+
+// ServiceUnitSuffix is the suffix of a service unit's id that the entity
+// name leaves out: Service::"nginx" is the unit "nginx.service".
+const ServiceUnitSuffix = ".service"
+
+// serviceResolveTimeout bounds the service manager's answer to a query
+// that has no timeout of its own (Allowed).
+const serviceResolveTimeout = 10 * time.Second
+
+// serviceUnit asks the service manager for the canonical id of the unit
+// name stands for (`<manager...> show --property=Id --value -- <name>`)
+// and returns it with the entity name policies see: the id without
+// ServiceUnitSuffix for a service unit ("sshd" → "ssh.service" → "ssh"),
+// the whole id for any other unit ("ssh.socket"). The answer must be
+// exactly one line holding a valid service name, and the manager must
+// exit 0; anything else is an IO_ERROR naming what it said (a run cut
+// short by the script's limits is their LIMIT_EXCEEDED).
+func (h *Host) serviceUnit(ctx context.Context, action, name string, opts ExecOptions) (unit, entity string, e *Error) {
+	prog, vec, e := h.serviceManager(action, name, "show", "--property=Id", "--value", "--", name)
+	if e != nil {
+		return "", "", e
+	}
+	defer prog.close()
+	// The answer is one unit name and its newline, whatever the cap on a
+	// program's output is: one byte more says it was longer.
+	c := *h
+	c.MaxExecOutput = MaxServiceName + 2
+	out, err := c.spawn(ctx, prog, vec, opts, action, name)
+	if err != nil {
+		if ee, ok := err.(*Error); ok {
+			return "", "", ee
+		}
+		return "", "", opError(KindIOError, action, name, err.Error())
+	}
+	fail := func(msg string) (string, string, *Error) {
+		return "", "", opError(KindIOError, action, name, "service manager cannot resolve the name: "+msg)
+	}
+	if out.Exit != 0 || out.Signal != "" {
+		return fail(managerFailure(out))
+	}
+	unit, ok := strings.CutSuffix(string(out.Stdout), "\n")
+	if !ok || out.Truncated || strings.Contains(unit, "\n") || checkServiceName(unit) != "" {
+		shown := string(out.Stdout)
+		if len(shown) > maxShownStderr {
+			shown = shown[:maxShownStderr] + "..."
+		}
+		return fail("its answer " + strconv.Quote(shown) + " is not one unit id on a line")
+	}
+	entity = unit
+	if base, ok := strings.CutSuffix(unit, ServiceUnitSuffix); ok && base != "" {
+		entity = base
+	}
+	return unit, entity, nil
+}
+
 // serviceManager pins the configured service manager and returns it with
-// the argument vector for action on name.
-func (h *Host) serviceManager(action, name string) (*pinned, []string, *Error) {
+// its argument vector: the manager's own, then args. Errors are about
+// action on name.
+func (h *Host) serviceManager(action, name string, args ...string) (*pinned, []string, *Error) {
 	mgr := h.ServiceManager
 	if len(mgr) == 0 {
 		mgr = DefaultServiceManager
@@ -159,7 +249,7 @@ func (h *Host) serviceManager(action, name string) (*pinned, []string, *Error) {
 		return broken(msg)
 	}
 	vec := append([]string{path}, mgr[1:]...)
-	vec = append(vec, action, "--", name)
+	vec = append(vec, args...)
 	return t.obj, vec, nil
 }
 

@@ -3,7 +3,8 @@
 package hostops
 
 // Starting a pinned program and bounding it: its process group, timeout,
-// output caps and the kill of whatever it leaves behind.
+// output caps and the kill of whatever it leaves behind (its group, and,
+// in a process that adopts orphans, everything else: reap_linux.go).
 
 import (
 	"context"
@@ -103,7 +104,13 @@ func (h *Host) spawn(ctx context.Context, prog *pinned, argv []string, opts Exec
 	if inR != nil {
 		cmd.Stdin = inR // nil: /dev/null
 	}
-	if err := cmd.Start(); err != nil {
+	err = startLeader(func() (int, error) {
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		return cmd.Process.Pid, nil
+	})
+	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
@@ -149,6 +156,11 @@ func (h *Host) spawn(ctx context.Context, prog *pinned, argv []string, opts Exec
 	// cannot be reused yet: kill what is left of the group, then reap.
 	g.kill()
 	werr := cmd.Wait()
+	endLeader(g.pid)
+	// What left the group (a daemon) is this process's child now, if it
+	// adopts orphans: killed here, before the drain, so a pipe it holds
+	// closes.
+	serr := Sweep()
 	deadline := time.Now().Add(drainGrace)
 	outR.SetReadDeadline(deadline)
 	errR.SetReadDeadline(deadline)
@@ -158,6 +170,9 @@ func (h *Host) spawn(ctx context.Context, prog *pinned, argv []string, opts Exec
 	wg.Wait()
 	if e := h.Counters.chargeRead(action, resource, int64(len(stdout.buf)+len(stderr.buf))); e != nil {
 		return ExecResult{}, e
+	}
+	if serr != nil {
+		return ExecResult{}, opError(KindIOError, action, resource, "cannot stop what it started: "+serr.Error())
 	}
 
 	if killedBy != nil {

@@ -225,7 +225,9 @@ func TestServiceManagerConfigured(t *testing.T) {
 	}
 	record := filepath.Join(dir, "argv")
 	manager := filepath.Join(dir, "fake-systemctl")
-	script := "#!/bin/sh\nprintf '%s\\n' \"$@\" >> " + record + "\necho restarted\n"
+	// It resolves every name to NAME.service and records the other calls.
+	script := "#!/bin/sh\nfor last in \"$@\"; do :; done\n[ \"$2\" = show ] && { echo \"$last.service\"; exit 0; }\n" +
+		"printf '%s\\n' \"$@\" >> " + record + "\necho restarted\n"
 	if err := os.WriteFile(manager, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +241,7 @@ func TestServiceManagerConfigured(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the configured service manager did not run: %v", err)
 	}
-	if want := "--no-ask-password\nrestart\n--\nweb\n"; string(got) != want {
+	if want := "--no-ask-password\nrestart\n--\nweb.service\n"; string(got) != want {
 		t.Errorf("service manager argv = %q, want %q", got, want)
 	}
 

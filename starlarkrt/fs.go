@@ -1,6 +1,7 @@
 package starlarkrt
 
 import (
+	"context"
 	"regexp"
 
 	"go.starlark.net/starlark"
@@ -15,7 +16,7 @@ import (
 type FSHost interface {
 	Read(path string, maxBytes int64) ([]byte, error)
 	Lines(path string, maxLines int) ([]string, error)
-	Tail(path string, n int) ([]string, error)
+	Tail(ctx context.Context, path string, n int) ([]string, error)
 	Grep(path string, re *regexp.Regexp, maxMatches int) ([]hostops.Match, error)
 	List(path string) ([]hostops.Entry, error)
 	Glob(pattern string) ([]string, error)

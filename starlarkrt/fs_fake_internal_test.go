@@ -1,6 +1,7 @@
 package starlarkrt
 
 import (
+	"context"
 	"regexp"
 
 	"github.com/keyhole-dev/keyhole/hostops"
@@ -21,7 +22,7 @@ func (f *fakeHost) unsupported(action, path string) error {
 func (f *fakeHost) Lines(path string, _ int) ([]string, error) {
 	return nil, f.unsupported("read", path)
 }
-func (f *fakeHost) Tail(path string, _ int) ([]string, error) {
+func (f *fakeHost) Tail(_ context.Context, path string, _ int) ([]string, error) {
 	return nil, f.unsupported("read", path)
 }
 func (f *fakeHost) Grep(path string, _ *regexp.Regexp, _ int) ([]hostops.Match, error) {

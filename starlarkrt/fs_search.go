@@ -47,7 +47,8 @@ func (r *run) fsLines(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 	return stringList(lines), nil
 }
 
-// fs.tail(path, n=10) returns the file's last n lines.
+// fs.tail(path, n=10) returns the file's last n lines; it stops when the
+// script is cancelled or out of time.
 func (r *run) fsTail(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var path string
 	n := 10
@@ -61,7 +62,7 @@ func (r *run) fsTail(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	if err != nil {
 		return nil, err
 	}
-	lines, err := h.Tail(path, n)
+	lines, err := h.Tail(r.context(), path, n)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,8 @@ func init() {
 //	denied/secret
 //	bin/hello (prints "hello" and its arguments), bin/other, bin/marker
 //	(creates allowed/ran), bin/link -> hello, bin/svcmgr (a fake service
-//	manager logging to allowed/svc.log)
+//	manager logging its actions to allowed/svc.log; it resolves a name
+//	with a suffix to itself, any other to NAME.service)
 type modSandbox struct {
 	root, bin, sh string
 	policy        map[string][]byte
@@ -66,12 +67,16 @@ func newModSandbox(t testing.TB) *modSandbox {
 		"bin/other":       "#!/bin/sh\necho other\n",
 		"bin/marker":      "#!/bin/sh\n: > " + filepath.Join(root, "allowed/ran") + "\n",
 		"bin/svcmgr": `#!/bin/sh
+for last in "$@"; do :; done
+[ "$1" = show ] && case "$last" in
+*.*) echo "$last"; exit 0 ;;
+*) echo "$last.service"; exit 0 ;;
+esac
 for a in "$@"; do printf '%s\n' "$a" >> ` + log + `; done
 echo --end >> ` + log + `
-for last in "$@"; do :; done
 case "$last" in
-broken) echo "Job for broken.service failed." >&2; exit 1 ;;
-web) echo "active (running)"; exit 0 ;;
+broken.service) echo "Job for broken.service failed." >&2; exit 1 ;;
+web.service) echo "active (running)"; exit 0 ;;
 esac
 [ "$1" = status ] && { echo "inactive (dead)"; exit 3; }
 exit 0
@@ -103,7 +108,7 @@ forbid (principal, action == Keyhole::Action::"exec", resource) when { context.a
 @id("web-ops")
 permit (principal, action in [Keyhole::Action::"status", Keyhole::Action::"start", Keyhole::Action::"stop",
                               Keyhole::Action::"restart", Keyhole::Action::"reload"], resource)
-  when { ["web", "idle", "broken", "getty@tty1.service"].contains(resource.name) };
+  when { ["web", "idle", "broken", "getty@tty1"].contains(resource.name) };
 @id("db-status")
 permit (principal, action == Keyhole::Action::"status", resource == Keyhole::Service::"db");
 @id("no-db-stop")

@@ -26,13 +26,14 @@ func svcModule(r *run) *starlarkstruct.Module {
 }
 
 // svc.<action>(name, timeout=None) performs the action on the service
-// (hostops.Host.Service: authorized as the action on Service::"<name>",
-// name of [A-Za-z0-9@._:-], the manager run as
-// `<manager> <action> -- <name>`). It returns a struct: name, action,
-// exit, stdout, stderr, truncated, signal, path (the manager's), and for
-// status also active (exit status 0). For start, stop, restart and
-// reload a failing manager is an IO_ERROR that quotes its stderr; for
-// status a non-zero exit is the answer, not an error.
+// (hostops.Host.Service: name of [A-Za-z0-9@._:-], resolved by the manager
+// to its canonical unit and authorized as the action on
+// Service::"<unit without .service>", the manager run as
+// `<manager> <action> -- <unit>`). It returns a struct: name (the entity
+// name), action, exit, stdout, stderr, truncated, signal, path (the
+// manager's), and for status also active (exit status 0). For start,
+// stop, restart and reload a failing manager is an IO_ERROR that quotes
+// its stderr; for status a non-zero exit is the answer, not an error.
 func (r *run) svcAction(action string) func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
 	return func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		var (

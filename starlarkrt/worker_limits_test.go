@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyhole-dev/keyhole/authz"
 	"github.com/keyhole-dev/keyhole/hostops"
@@ -116,7 +117,9 @@ func TestWorkerByteBudgets(t *testing.T) {
 func TestWorkerServiceManagerAndExecOutput(t *testing.T) {
 	dir := limitsDir(t)
 	manager := filepath.Join(dir, "manager")
-	if err := os.WriteFile(manager, []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > "+dir+"/argv\n"), 0o755); err != nil {
+	script := "#!/bin/sh\nfor last in \"$@\"; do :; done\n[ \"$2\" = show ] && { echo \"$last.service\"; exit 0; }\n" +
+		"printf '%s\\n' \"$@\" > " + dir + "/argv\n"
+	if err := os.WriteFile(manager, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	st := limitsStart(t, dir, `
@@ -134,10 +137,42 @@ result({"len": len(r.stdout), "truncated": r.truncated})
 	if err != nil {
 		t.Fatalf("the configured service manager did not run: %v", err)
 	}
-	if want := "--flag\nrestart\n--\nweb\n"; string(got) != want {
+	if want := "--flag\nrestart\n--\nweb.service\n"; string(got) != want {
 		t.Errorf("service manager argv = %q, want %q", got, want)
 	}
 	if string(res.Value) != `{"len":10,"truncated":true}` {
 		t.Errorf("proc.run with MaxExecOutput 10 = %s, want 10 bytes, truncated", res.Value)
+	}
+}
+
+// TestWorkerTailOfHugeFile: fs.tail of a 10 GiB file without a newline
+// (sparse: it reads as zeros) ends at once with LIMIT_EXCEEDED naming the
+// line length, well within the wall limit, having read about a line's
+// worth, all of it counted.
+func TestWorkerTailOfHugeFile(t *testing.T) {
+	dir := limitsDir(t)
+	f, err := os.Create(filepath.Join(dir, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(10 << 30); err != nil {
+		f.Close()
+		t.Skipf("cannot make a sparse file here: %v", err)
+	}
+	f.Close()
+	st := limitsStart(t, dir, fmt.Sprintf("fs.tail(%q)\nprint(\"unreached\")\n", filepath.Join(dir, "sparse")))
+	st.Limits.MaxWall = 10 * time.Second
+	prints, _, res := serve(t, st)
+	if res.Exit != starlarkrt.ExitLimitExceeded || res.Error == nil || !strings.Contains(res.Error.Message, "a line is longer than") {
+		t.Fatalf("exit %d, error %+v; want LIMIT_EXCEEDED about the line length", res.Exit, res.Error)
+	}
+	if len(prints) != 0 {
+		t.Errorf("printed %q", prints)
+	}
+	if res.BytesRead == 0 || res.BytesRead > hostops.MaxLineBytes+128<<10 {
+		t.Errorf("bytes read = %d, want about %d", res.BytesRead, hostops.MaxLineBytes)
+	}
+	if res.Duration > 5*time.Second {
+		t.Errorf("took %v", res.Duration)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/keyhole-dev/keyhole/hostops"
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
 )
 
@@ -26,14 +27,29 @@ import (
 //   - RLIMIT_CORE 0: a crashing script leaves no core file holding what it
 //     read.
 //
+// It also makes the worker the child subreaper of the programs its script
+// runs (hostops.AdoptOrphans): a daemon a program leaves behind (`setsid
+// -f`, a double fork) is reparented to the worker, and killed and reaped
+// when proc.run or the svc call returns, and again before the worker
+// exits. A worker that cannot become a subreaper runs no script.
+//
 // Everything the runtime says on a fatal error goes to stderr, which the
 // server reads to name the reason.
 func WorkerMain() int {
-	if err := serveWorker(os.Stdin, os.Stdout, applyProcessLimits); err != nil {
+	if err := hostops.AdoptOrphans(); err != nil {
 		fmt.Fprintf(os.Stderr, "keyhole worker: %v\n", err)
 		return 1
 	}
-	return 0
+	status := 0
+	if err := serveWorker(os.Stdin, os.Stdout, applyProcessLimits); err != nil {
+		fmt.Fprintf(os.Stderr, "keyhole worker: %v\n", err)
+		status = 1
+	}
+	if err := hostops.Sweep(); err != nil {
+		// The result is sent already; the server logs what this says.
+		fmt.Fprintf(os.Stderr, "keyhole worker: %v\n", err)
+	}
+	return status
 }
 
 // dataHeadroom is what the Go runtime needs besides the script's heap:
