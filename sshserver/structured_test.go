@@ -134,6 +134,15 @@ func TestStructuredBadRequests(t *testing.T) {
 		{"args-not-object", `{"script": "print(1)", "args": [1, 2]}` + "\n", 1, "INVALID_ARGUMENT", `"args" must be a JSON object`},
 		{"args-string", `{"script": "print(1)", "args": "x"}` + "\n", 1, "INVALID_ARGUMENT", `"args" must be a JSON object`},
 		{"unknown-field", `{"script": "print(1)", "shell": "sh"}` + "\n", 1, "INVALID_ARGUMENT", `unknown field "shell"`},
+		// Keys are exact: encoding/json alone runs print(2) for the first
+		// two, which a case-sensitive gateway in front would not see.
+		{"key-case-variant", `{"script": "print(1)", "Script": "print(2)"}` + "\n", 1, "INVALID_ARGUMENT", `unknown field "Script"`},
+		{"key-only-case-variant", `{"SCRIPT": "print(2)"}` + "\n", 1, "INVALID_ARGUMENT", `unknown field "SCRIPT"`},
+		{"key-unicode-fold", `{"ſcript": "print(2)"}` + "\n", 1, "INVALID_ARGUMENT", "unknown field"},
+		{"duplicate-key", `{"script": "print(1)", "script": "print(2)"}` + "\n", 1, "INVALID_ARGUMENT", `duplicate key "script"`},
+		{"duplicate-args", `{"script": "print(1)", "args": {}, "args": {"a": 1}}` + "\n", 1, "INVALID_ARGUMENT", `duplicate key "args"`},
+		{"duplicate-key-in-args", `{"script": "print(1)", "args": {"a": 1, "b": [{"c": 1}], "a": 2}}` + "\n", 1, "INVALID_ARGUMENT", `duplicate key "a"`},
+		{"duplicate-key-nested", `{"script": "print(1)", "args": {"a": [{"c": 1, "c": 2}]}}` + "\n", 1, "INVALID_ARGUMENT", `duplicate key "c"`},
 		{"two-objects", `{"script": "print(1)"} {"script": "print(2)"}` + "\n", 1, "INVALID_ARGUMENT", "data after"},
 		{"empty-line", "\n", 1, "INVALID_ARGUMENT", "empty request line"},
 		{"huge-line", `{"script": "` + strings.Repeat("x", 3<<20) + `"}` + "\n", 124, "LIMIT_EXCEEDED", "request line longer than"},
@@ -176,9 +185,11 @@ func TestStructuredBadRequests(t *testing.T) {
 
 func TestStructuredArgsReachScript(t *testing.T) {
 	e := startEnv(t, sshserver.Limits{})
-	req := `{"script": "print(args[\"name\"], args[\"n\"] + 1)", "args": {"name": "web", "n": 41}}` + "\n"
+	// Keys that differ in case are distinct arguments, and equal keys in
+	// different objects are no duplicates.
+	req := `{"script": "print(args[\"name\"], args[\"n\"] + 1, args[\"N\"], len(args[\"l\"]))", "args": {"name": "web", "n": 41, "N": 0, "l": [{"k": 1}, {"k": 2}]}}` + "\n"
 	lines, exit := structured(t, e, req)
-	if exit != 0 || len(lines) != 2 || lines[0]["print"] != "web 42" {
+	if exit != 0 || len(lines) != 2 || lines[0]["print"] != "web 42 0 2" {
 		t.Fatalf("exit %d lines %v", exit, lines)
 	}
 }
