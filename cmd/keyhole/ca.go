@@ -91,7 +91,7 @@ func caSign(args []string, stderr io.Writer) error {
 	keyPath := fs.String("key", "", "public key `file` to certify (required); the certificate is written beside it as NAME-cert.pub")
 	id := fs.String("id", "", "key `id`: the user id (required)")
 	principals := fs.String("principals", "", "comma-separated `roles` (login names), or host names with --host (required)")
-	validity := fs.String("validity", "", "how long the certificate is valid, a Go `duration` such as 8h (required)")
+	validity := fs.String("validity", "", "how long from now the certificate is valid, a Go `duration` such as 8h (required; it is valid from a minute ago, for clock skew)")
 	source := fs.String("source-address", "", "comma-separated addresses and `CIDR` blocks the certificate may be used from")
 	serialFlag := fs.String("serial", "", "serial `number` (default: random, printed)")
 	host := fs.Bool("host", false, "sign a host certificate (for a @cert-authority known_hosts line)")
