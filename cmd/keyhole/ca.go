@@ -25,7 +25,7 @@ const caUsage = `usage: keyhole ca <command> [flags]
 commands:
   init DIR      make an ed25519 CA key pair: DIR/ca (0600) and DIR/ca.pub
   sign          sign a user (or, with --host, host) certificate
-  revoke        add serials, key ids or keys to an OpenSSH KRL
+  revoke        add serials, key ids or keys to an OpenSSH KRL, or create an empty one
 
 run "keyhole ca <command> --help" for a command's flags
 `
@@ -177,20 +177,28 @@ func caSign(args []string, stderr io.Writer) error {
 }
 
 func caRevoke(args []string, stderr io.Writer) error {
-	fs := newFlagSet("ca revoke", "ca revoke --krl FILE [--ca CA.pub] (--serial N[-M] | --id ID | --key K.pub)…", stderr)
+	fs := newFlagSet("ca revoke", "ca revoke --krl FILE ([--ca CA.pub] (--serial N[-M] | --id ID | --key K.pub)… | --empty)", stderr)
 	krlPath := fs.String("krl", "", "KRL `file` to create or extend (required)")
 	caPath := fs.String("ca", "", "CA public (or private) key `file` whose certificates --serial and --id revoke")
 	serialFlag := fs.String("serial", "", "revoke the certificate with serial `N` (or the range N-M) issued by --ca")
 	idFlag := fs.String("id", "", "revoke every certificate with key `id` issued by --ca (by any CA without --ca)")
 	keyFlag := fs.String("key", "", "revoke the key in `file` (a plain key, or the key a certificate certifies)")
+	empty := fs.Bool("empty", false, "create a KRL that revokes nothing yet, for revoked_keys (refused if FILE exists)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *krlPath == "" {
 		return &usageError{"ca revoke needs --krl FILE"}
 	}
+	if *empty {
+		if *serialFlag != "" || *idFlag != "" || *keyFlag != "" || *caPath != "" {
+			return &usageError{"--empty takes no --ca, --serial, --id or --key"}
+		}
+		return createEmptyKRL(*krlPath, stderr)
+	}
 	if *serialFlag == "" && *idFlag == "" && *keyFlag == "" {
-		return &usageError{"ca revoke needs --serial, --id or --key"}
+		return &hinted{&usageError{"ca revoke needs --serial, --id or --key"},
+			"to create a KRL that revokes nothing yet, run \"keyhole ca revoke --krl " + *krlPath + " --empty\""}
 	}
 	if *serialFlag != "" && *caPath == "" {
 		return &usageError{"--serial needs --ca: serials are only unique per CA"}
@@ -250,6 +258,24 @@ func caRevoke(args []string, stderr io.Writer) error {
 		return fmt.Errorf("ca revoke: %w", err)
 	}
 	fmt.Fprintf(stderr, "keyhole: revoked %s in %s (KRL version %d)\n", strings.Join(did, ", "), *krlPath, krl.Version)
+	return nil
+}
+
+// createEmptyKRL writes a KRL that revokes nothing at path. An existing
+// file is never replaced: it may hold revocations.
+func createEmptyKRL(path string, stderr io.Writer) error {
+	if _, err := os.Lstat(path); err == nil {
+		return &hinted{fmt.Errorf("ca revoke: %s already exists", path), "an existing KRL is never emptied; the file was left as it is"}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("ca revoke: %w", err)
+	}
+	krl := keys.NewKRL()
+	krl.Version = 1
+	krl.Generated = time.Now()
+	if err := writeFileAtomic(path, krl.Marshal(), 0o644); err != nil {
+		return fmt.Errorf("ca revoke: %w", err)
+	}
+	fmt.Fprintf(stderr, "keyhole: wrote %s: a KRL that revokes nothing (KRL version 1)\n", path)
 	return nil
 }
 
