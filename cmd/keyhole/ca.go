@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -31,34 +30,31 @@ run "keyhole ca <command> --help" for a command's flags
 `
 
 // cmdCA runs "keyhole ca …". What a person needs to see goes to stderr;
-// nothing is printed to stdout.
-func cmdCA(args []string, _, stderr io.Writer) error {
+// only the usage that --help asks for is printed to stdout.
+func cmdCA(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, caUsage)
 		return &usageError{"ca needs a command: init, sign or revoke"}
 	}
 	switch args[0] {
 	case "init":
-		return caInit(args[1:], stderr)
+		return inCommand("ca init", caInit(args[1:], stdout, stderr))
 	case "sign":
-		return caSign(args[1:], stderr)
+		return inCommand("ca sign", caSign(args[1:], stdout, stderr))
 	case "revoke":
-		return caRevoke(args[1:], stderr)
+		return inCommand("ca revoke", caRevoke(args[1:], stdout, stderr))
 	case "help", "-h", "--help":
-		fmt.Fprint(stderr, caUsage)
+		fmt.Fprint(stdout, caUsage)
 		return nil
 	}
 	return &usageError{fmt.Sprintf("unknown ca command %q", args[0])}
 }
 
-func caInit(args []string, stderr io.Writer) error {
-	fs := newFlagSet("ca init", "ca init DIR", stderr)
+func caInit(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ca init", "ca init DIR", stdout)
 	// DIR is positional: parse flags first, then take it.
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &usageError{err.Error()}
+	if err := parseOnly(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return &usageError{"ca init needs exactly one directory"}
@@ -85,8 +81,8 @@ func caInit(args []string, stderr io.Writer) error {
 	return nil
 }
 
-func caSign(args []string, stderr io.Writer) error {
-	fs := newFlagSet("ca sign", "ca sign --ca KEY --key ID.pub --id ID --principals A,B --validity 8h [--source-address CIDR,…] [--serial N] [--host]", stderr)
+func caSign(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ca sign", "ca sign --ca KEY --key ID.pub --id ID --principals A,B --validity 8h [--source-address CIDR,…] [--serial N] [--host]", stdout)
 	caPath := fs.String("ca", "", "CA private key `file` (required)")
 	keyPath := fs.String("key", "", "public key `file` to certify (required); the certificate is written beside it as NAME-cert.pub")
 	id := fs.String("id", "", "key `id`: the user id (required)")
@@ -176,8 +172,8 @@ func caSign(args []string, stderr io.Writer) error {
 	return nil
 }
 
-func caRevoke(args []string, stderr io.Writer) error {
-	fs := newFlagSet("ca revoke", "ca revoke --krl FILE ([--ca CA.pub] (--serial N[-M] | --id ID | --key K.pub)… | --empty)", stderr)
+func caRevoke(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ca revoke", "ca revoke --krl FILE ([--ca CA.pub] (--serial N[-M] | --id ID | --key K.pub)… | --empty)", stdout)
 	krlPath := fs.String("krl", "", "KRL `file` to create or extend (required)")
 	caPath := fs.String("ca", "", "CA public (or private) key `file` whose certificates --serial and --id revoke")
 	serialFlag := fs.String("serial", "", "revoke the certificate with serial `N` (or the range N-M) issued by --ca")

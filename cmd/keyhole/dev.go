@@ -36,7 +36,7 @@ forbid (
 `
 
 func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dev", "dev [--listen ADDR] [--keep]", stderr)
+	fs := newFlagSet("dev", "dev [--listen ADDR] [--keep]", stdout)
 	listen := fs.String("listen", "127.0.0.1:0", "loopback `address` to listen on")
 	keep := fs.Bool("keep", false, "keep the throwaway directory when stopping")
 	if err := parseFlags(fs, args); err != nil {

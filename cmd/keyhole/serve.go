@@ -19,8 +19,8 @@ import (
 	"github.com/keyhole-dev/keyhole/sshserver"
 )
 
-func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlagSet("serve", "serve --config FILE", stderr)
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", "serve --config FILE", stdout)
 	cfgPath := fs.String("config", "", "TOML configuration `file` (required)")
 	addrFile := fs.String("addr-file", "", "write the listening address to this `file` once listening")
 	if err := parseFlags(fs, args); err != nil {
