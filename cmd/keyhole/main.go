@@ -81,6 +81,10 @@ func report(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		return int(es)
+	}
 	fmt.Fprintf(stderr, "keyhole: error: %v\n", err)
 	var h *hinted
 	if errors.As(err, &h) {
@@ -119,6 +123,12 @@ func inCommand(cmd string, err error) error {
 	}
 	return &commandError{cmd: cmd, err: err}
 }
+
+// exitStatus ends a command with that status and no message: the command
+// has said on stdout what there is to say (policy check's "deny").
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // hinted is an error with advice for the person reading it.
 type hinted struct {

@@ -237,6 +237,9 @@ func cmdPolicyCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "error:    %s\n", e)
 	}
 	fmt.Fprintf(stdout, "version:  %s\n", d.Version)
+	if decisionWord(d) == "deny" {
+		return exitStatus(1)
+	}
 	return nil
 }
 
