@@ -17,6 +17,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -32,8 +34,45 @@ commands:
 run "keyhole <command> --help" for a command's flags
 `
 
-// version is set at build time with -ldflags "-X main.version=…".
+// version is set at build time with -ldflags "-X main.version=…"; left
+// "dev", the module version from the build information is used.
 var version = "dev"
+
+// versionLine describes the build: "keyhole VERSION (MODULE, revision REV
+// [, modified][, TIME], GOVERSION)". info may be nil.
+func versionLine(version string, info *debug.BuildInfo) string {
+	if info == nil {
+		info = &debug.BuildInfo{}
+	}
+	v := version
+	if v == "dev" || v == "" {
+		v = info.Main.Version
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	module := info.Main.Path
+	if module == "" {
+		module = "github.com/keyhole-dev/keyhole"
+	}
+	parts := []string{module, "revision unknown"}
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			parts[1] = "revision " + s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				parts = append(parts, "modified")
+			}
+		case "vcs.time":
+			parts = append(parts, s.Value)
+		}
+	}
+	if info.GoVersion != "" {
+		parts = append(parts, info.GoVersion)
+	}
+	return fmt.Sprintf("keyhole %s (%s)", v, strings.Join(parts, ", "))
+}
 
 func main() { os.Exit(mainExit()) }
 
@@ -67,7 +106,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "worker": // hidden: the per-script worker process the server starts
 		return cmdWorker(args[1:], stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "keyhole", version)
+		info, _ := debug.ReadBuildInfo()
+		fmt.Fprintln(stdout, versionLine(version, info))
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
