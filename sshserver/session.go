@@ -194,18 +194,22 @@ const tellWait = 5 * time.Second
 // stderr before it reads its next packets. So tell waits (at most
 // tellWait) for the answer to a keepalive request sent after the line,
 // and the refusal that follows comes after the line is out.
+// The goroutine tell starts ends when the channel closes, at the latest.
 func (ss *session) tell(what string) {
 	line := "keyhole: " + what + "; send a Starlark script: ssh user@host 'print(1)', or use subsystem starlark or keyhole\n"
 	if ss.pty {
 		line = string(crlf([]byte(line)))
 	}
-	if _, err := io.WriteString(ss.ch.Stderr(), line); err != nil {
-		return
-	}
+	// The write waits for window space, so a client that grants none
+	// cannot hold the request loop either: both steps run under the
+	// timer, and closing the channel ends them.
 	answered := make(chan struct{})
 	go func() {
+		defer close(answered)
+		if _, err := io.WriteString(ss.ch.Stderr(), line); err != nil {
+			return
+		}
 		_, _ = ss.ch.SendRequest("keepalive@openssh.com", true, nil)
-		close(answered)
 	}()
 	t := time.NewTimer(tellWait)
 	defer t.Stop()
