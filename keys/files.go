@@ -102,6 +102,8 @@ type CertRequest struct {
 	KeyID      string
 	Principals []string
 	Serial     uint64
+	// ValidAfter is the start of validity; zero means a minute ago, and
+	// then the certificate ends Validity from now, not from that start.
 	ValidAfter time.Time
 	Validity   time.Duration
 	// CriticalOptions, such as "source-address"; nil for none.
@@ -128,9 +130,13 @@ func signCert(ca ssh.Signer, req CertRequest, certType uint32, perms ssh.Permiss
 	if req.Validity <= 0 {
 		return nil, errors.New("keys: sign: validity must be positive")
 	}
+	// Without a start, the certificate is valid from a minute ago (for
+	// clocks slightly behind) until now + Validity, the full span asked.
 	after := req.ValidAfter
+	before := after.Add(req.Validity)
 	if after.IsZero() {
-		after = time.Now().Add(-time.Minute)
+		now := time.Now()
+		after, before = now.Add(-time.Minute), now.Add(req.Validity)
 	}
 	cert := &ssh.Certificate{
 		Key:             req.Key,
@@ -139,7 +145,7 @@ func signCert(ca ssh.Signer, req CertRequest, certType uint32, perms ssh.Permiss
 		KeyId:           req.KeyID,
 		ValidPrincipals: req.Principals,
 		ValidAfter:      uint64(after.Unix()),
-		ValidBefore:     uint64(after.Add(req.Validity).Unix()),
+		ValidBefore:     uint64(before.Unix()),
 		Permissions:     perms,
 	}
 	signer := ca

@@ -131,6 +131,21 @@ func TestStockSSHShellAndForwardRefused(t *testing.T) {
 	if refusedLines(e, t, "shell") != 1 {
 		t.Errorf("want one request.refused line for shell")
 	}
+	// … and it says what keyhole takes instead.
+	const hint = "keyhole: no shell here; send a Starlark script: ssh user@host 'print(1)', or use subsystem starlark or keyhole\n"
+	if !strings.Contains(res.Stderr, hint) {
+		t.Errorf("shell refusal: stderr %q lacks %q", res.Stderr, hint)
+	}
+	// So does a subsystem keyhole does not serve, and a forced terminal
+	// gets the line with CRLF.
+	res = testenv.SSH(t, e.KnownHosts, e.Addr, "logs", e.UserKey, e.UserCert, "-s", "nope")
+	if res.Exit == 0 || !strings.Contains(res.Stderr, `keyhole: no subsystem "nope" here; send a Starlark script:`) {
+		t.Errorf("unknown subsystem: exit %d stderr %q", res.Exit, res.Stderr)
+	}
+	res = testenv.SSH(t, e.KnownHosts, e.Addr, "logs", e.UserKey, e.UserCert, "-tt", "")
+	if res.Exit == 0 || !strings.Contains(res.Stderr, strings.TrimSuffix(hint, "\n")+"\r\n") {
+		t.Errorf("shell refusal with -tt: exit %d stderr %q", res.Exit, res.Stderr)
+	}
 	// Remote forwarding with ExitOnForwardFailure: the client gives up.
 	res = e.SSH(t, "logs", "-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:0:127.0.0.1:9", `print(1)`)
 	if res.Exit != 255 || !strings.Contains(res.Stderr, "forwarding failed") {

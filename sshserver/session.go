@@ -153,6 +153,7 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 					continue
 				}
 				if p.Name != "starlark" && p.Name != "keyhole" {
+					ss.tell(fmt.Sprintf("no subsystem %q here", p.Name))
 					ss.refuse(req, fmt.Sprintf("subsystem %q not available", p.Name))
 					continue
 				}
@@ -163,6 +164,9 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 					run = ss.runStructured // JSON request line, JSON lines out
 				}
 				go func() { done <- run(ctx) }()
+			case "shell":
+				ss.tell("no shell here")
+				ss.refuse(req, "request type not allowed")
 			default:
 				ss.refuse(req, "request type not allowed")
 			}
@@ -176,6 +180,42 @@ func (ss *session) refuse(req *gossh.Request, reason string) {
 	ss.log(audit.Event{Event: audit.RequestRefused, Request: req.Type, Reason: reason})
 	if req.WantReply {
 		_ = req.Reply(false, nil)
+	}
+}
+
+// tellWait bounds how long tell waits for the client to answer.
+const tellWait = 5 * time.Second
+
+// tell writes one line to the client's stderr saying what keyhole accepts
+// instead of what it is about to refuse, so a person who typed "ssh host"
+// learns what to send. The stock client exits as soon as a shell or
+// subsystem is refused, dropping stderr data it has received but not yet
+// written out; it answers channel requests in order and writes buffered
+// stderr before it reads its next packets. So tell waits (at most
+// tellWait) for the answer to a keepalive request sent after the line,
+// and the refusal that follows comes after the line is out.
+// The goroutine tell starts ends when the channel closes, at the latest.
+func (ss *session) tell(what string) {
+	line := "keyhole: " + what + "; send a Starlark script: ssh user@host 'print(1)', or use subsystem starlark or keyhole\n"
+	if ss.pty {
+		line = string(crlf([]byte(line)))
+	}
+	// The write waits for window space, so a client that grants none
+	// cannot hold the request loop either: both steps run under the
+	// timer, and closing the channel ends them.
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		if _, err := io.WriteString(ss.ch.Stderr(), line); err != nil {
+			return
+		}
+		_, _ = ss.ch.SendRequest("keepalive@openssh.com", true, nil)
+	}()
+	t := time.NewTimer(tellWait)
+	defer t.Stop()
+	select {
+	case <-answered:
+	case <-t.C:
 	}
 }
 

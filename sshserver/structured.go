@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/keyhole-dev/keyhole/audit"
@@ -123,10 +124,16 @@ func (ss *session) runStructured(ctx context.Context) int {
 }
 
 // parseRequest checks a request line: one JSON object with a string
-// "script" and, optionally, an object "args"; nothing else.
+// "script" and, optionally, an object "args"; nothing else. Keys are
+// exact: encoding/json alone would take "Script" (or "ſcript") for
+// "script" and the last of two equal keys, so a gateway that reads the
+// line differently would approve one script while another runs.
 func parseRequest(line []byte) (*structuredRequest, error) {
 	if len(bytes.TrimSpace(line)) == 0 {
 		return nil, errors.New("request: empty request line, want {\"script\": \"...\", \"args\": {...}}")
+	}
+	if err := checkKeys(line); err != nil {
+		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
@@ -145,6 +152,65 @@ func parseRequest(line []byte) (*structuredRequest, error) {
 		return nil, errors.New("request: \"args\" must be a JSON object")
 	}
 	return &req, nil
+}
+
+// requestKeys are the keys of a request object, spelled exactly.
+var requestKeys = []string{"script", "args"}
+
+// checkKeys refuses a request whose first JSON value has a key outside
+// requestKeys at the top level, or the same key twice in any object.
+// Malformed JSON passes: the decoder that follows reports it.
+func checkKeys(line []byte) error {
+	type frame struct {
+		obj     bool
+		wantKey bool
+		keys    map[string]bool
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.obj && top.wantKey {
+			if key, ok := tok.(string); ok {
+				if top.keys[key] {
+					return fmt.Errorf("request: duplicate key %q", key)
+				}
+				if len(stack) == 1 && !slices.Contains(requestKeys, key) {
+					return fmt.Errorf("request: unknown field %q (keys are exact and lower case: %q, %q)", key, requestKeys[0], requestKeys[1])
+				}
+				top.keys[key] = true
+				top.wantKey = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{obj: true, wantKey: true, keys: map[string]bool{}})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			if len(stack) == 0 {
+				return nil
+			}
+			stack = stack[:len(stack)-1]
+		}
+		// A value has ended.
+		if len(stack) == 0 {
+			return nil
+		}
+		if t := stack[len(stack)-1]; t.obj {
+			t.wantKey = true
+		}
+	}
 }
 
 // readLine reads up to and without the first newline, at most max bytes.

@@ -2,12 +2,17 @@ package sshserver_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -134,6 +139,15 @@ func TestStructuredBadRequests(t *testing.T) {
 		{"args-not-object", `{"script": "print(1)", "args": [1, 2]}` + "\n", 1, "INVALID_ARGUMENT", `"args" must be a JSON object`},
 		{"args-string", `{"script": "print(1)", "args": "x"}` + "\n", 1, "INVALID_ARGUMENT", `"args" must be a JSON object`},
 		{"unknown-field", `{"script": "print(1)", "shell": "sh"}` + "\n", 1, "INVALID_ARGUMENT", `unknown field "shell"`},
+		// Keys are exact: encoding/json alone runs print(2) for the first
+		// two, which a case-sensitive gateway in front would not see.
+		{"key-case-variant", `{"script": "print(1)", "Script": "print(2)"}` + "\n", 1, "INVALID_ARGUMENT", `unknown field "Script"`},
+		{"key-only-case-variant", `{"SCRIPT": "print(2)"}` + "\n", 1, "INVALID_ARGUMENT", `unknown field "SCRIPT"`},
+		{"key-unicode-fold", `{"ſcript": "print(2)"}` + "\n", 1, "INVALID_ARGUMENT", "unknown field"},
+		{"duplicate-key", `{"script": "print(1)", "script": "print(2)"}` + "\n", 1, "INVALID_ARGUMENT", `duplicate key "script"`},
+		{"duplicate-args", `{"script": "print(1)", "args": {}, "args": {"a": 1}}` + "\n", 1, "INVALID_ARGUMENT", `duplicate key "args"`},
+		{"duplicate-key-in-args", `{"script": "print(1)", "args": {"a": 1, "b": [{"c": 1}], "a": 2}}` + "\n", 1, "INVALID_ARGUMENT", `duplicate key "a"`},
+		{"duplicate-key-nested", `{"script": "print(1)", "args": {"a": [{"c": 1, "c": 2}]}}` + "\n", 1, "INVALID_ARGUMENT", `duplicate key "c"`},
 		{"two-objects", `{"script": "print(1)"} {"script": "print(2)"}` + "\n", 1, "INVALID_ARGUMENT", "data after"},
 		{"empty-line", "\n", 1, "INVALID_ARGUMENT", "empty request line"},
 		{"huge-line", `{"script": "` + strings.Repeat("x", 3<<20) + `"}` + "\n", 124, "LIMIT_EXCEEDED", "request line longer than"},
@@ -176,9 +190,11 @@ func TestStructuredBadRequests(t *testing.T) {
 
 func TestStructuredArgsReachScript(t *testing.T) {
 	e := startEnv(t, sshserver.Limits{})
-	req := `{"script": "print(args[\"name\"], args[\"n\"] + 1)", "args": {"name": "web", "n": 41}}` + "\n"
+	// Keys that differ in case are distinct arguments, and equal keys in
+	// different objects are no duplicates.
+	req := `{"script": "print(args[\"name\"], args[\"n\"] + 1, args[\"N\"], len(args[\"l\"]))", "args": {"name": "web", "n": 41, "N": 0, "l": [{"k": 1}, {"k": 2}]}}` + "\n"
 	lines, exit := structured(t, e, req)
-	if exit != 0 || len(lines) != 2 || lines[0]["print"] != "web 42" {
+	if exit != 0 || len(lines) != 2 || lines[0]["print"] != "web 42 0 2" {
 		t.Fatalf("exit %d lines %v", exit, lines)
 	}
 }
@@ -191,4 +207,92 @@ func isAfter(events []map[string]any, ev map[string]any, from int) bool {
 		}
 	}
 	return false
+}
+
+// TestREADMEStructuredExample runs the structured-protocol example of
+// README.md with the stock client, as the README shows it (the request on
+// stdin of "ssh -s … keyhole"), and checks that the real output has the
+// README's lines: the same lines in the same order, the same keys in the
+// same order, and the same values, except the numbers of "stats".
+func TestREADMEStructuredExample(t *testing.T) {
+	testenv.NeedBinary(t, "ssh")
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var request string
+	var want []string
+	inExample := false
+	for _, line := range strings.Split(string(readme), "\n") {
+		switch {
+		case strings.HasPrefix(line, "$ echo '") && strings.HasSuffix(line, "' | ssh -s logs@host keyhole"):
+			request = strings.TrimSuffix(strings.TrimPrefix(line, "$ echo '"), "' | ssh -s logs@host keyhole")
+			inExample = true
+		case inExample && strings.HasPrefix(line, "```"):
+			inExample = false
+		case inExample:
+			want = append(want, line)
+		}
+	}
+	if request == "" || len(want) == 0 {
+		t.Fatal("README.md has no structured-protocol example")
+	}
+	e := startEnv(t, sshserver.Limits{})
+	dir := e.Sandbox + "/logs" // the README's /var/log/app
+	request = strings.ReplaceAll(request, "/var/log/app", dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := testenv.SSHCommand(ctx, e.KnownHosts, e.Addr, "logs", e.UserKey, e.UserCert, "-s", "keyhole")
+	cmd.Stdin = strings.NewReader(request + "\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ssh: %v\n%s", err, out)
+	}
+	got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("got %d lines, README shows %d:\n%s", len(got), len(want), out)
+	}
+	for i := range want {
+		w := jsonTokens(t, strings.ReplaceAll(want[i], "/var/log/app", dir))
+		g := jsonTokens(t, got[i])
+		if strings.Join(g, " ") != strings.Join(w, " ") {
+			t.Errorf("line %d:\n got    %s\n README %s", i+1, got[i], want[i])
+		}
+	}
+}
+
+// jsonTokens lists the tokens of a JSON line in order, with the numbers
+// inside "stats" replaced by "N" (they vary from run to run).
+func jsonTokens(t *testing.T, line string) []string {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.UseNumber()
+	var toks []string
+	inStats := 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return toks
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		switch v := tok.(type) {
+		case string:
+			if v == "stats" {
+				inStats = 1
+			}
+		case json.Number:
+			if inStats > 1 {
+				tok = "N"
+			}
+		case json.Delim:
+			if inStats > 0 && (v == '{' || v == '[') {
+				inStats++
+			} else if inStats > 0 && (v == '}' || v == ']') {
+				inStats--
+			}
+		}
+		toks = append(toks, fmt.Sprint(tok))
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -25,40 +24,37 @@ const caUsage = `usage: keyhole ca <command> [flags]
 commands:
   init DIR      make an ed25519 CA key pair: DIR/ca (0600) and DIR/ca.pub
   sign          sign a user (or, with --host, host) certificate
-  revoke        add serials, key ids or keys to an OpenSSH KRL
+  revoke        add serials, key ids or keys to an OpenSSH KRL, or create an empty one
 
 run "keyhole ca <command> --help" for a command's flags
 `
 
 // cmdCA runs "keyhole ca …". What a person needs to see goes to stderr;
-// nothing is printed to stdout.
-func cmdCA(args []string, _, stderr io.Writer) error {
+// only the usage that --help asks for is printed to stdout.
+func cmdCA(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, caUsage)
 		return &usageError{"ca needs a command: init, sign or revoke"}
 	}
 	switch args[0] {
 	case "init":
-		return caInit(args[1:], stderr)
+		return inCommand("ca init", caInit(args[1:], stdout, stderr))
 	case "sign":
-		return caSign(args[1:], stderr)
+		return inCommand("ca sign", caSign(args[1:], stdout, stderr))
 	case "revoke":
-		return caRevoke(args[1:], stderr)
+		return inCommand("ca revoke", caRevoke(args[1:], stdout, stderr))
 	case "help", "-h", "--help":
-		fmt.Fprint(stderr, caUsage)
+		fmt.Fprint(stdout, caUsage)
 		return nil
 	}
 	return &usageError{fmt.Sprintf("unknown ca command %q", args[0])}
 }
 
-func caInit(args []string, stderr io.Writer) error {
-	fs := newFlagSet("ca init", "ca init DIR", stderr)
+func caInit(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ca init", "ca init DIR", stdout)
 	// DIR is positional: parse flags first, then take it.
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &usageError{err.Error()}
+	if err := parseOnly(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return &usageError{"ca init needs exactly one directory"}
@@ -85,13 +81,13 @@ func caInit(args []string, stderr io.Writer) error {
 	return nil
 }
 
-func caSign(args []string, stderr io.Writer) error {
-	fs := newFlagSet("ca sign", "ca sign --ca KEY --key ID.pub --id ID --principals A,B --validity 8h [--source-address CIDR,…] [--serial N] [--host]", stderr)
+func caSign(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ca sign", "ca sign --ca KEY --key ID.pub --id ID --principals A,B --validity 8h [--source-address CIDR,…] [--serial N] [--host]", stdout)
 	caPath := fs.String("ca", "", "CA private key `file` (required)")
 	keyPath := fs.String("key", "", "public key `file` to certify (required); the certificate is written beside it as NAME-cert.pub")
 	id := fs.String("id", "", "key `id`: the user id (required)")
 	principals := fs.String("principals", "", "comma-separated `roles` (login names), or host names with --host (required)")
-	validity := fs.String("validity", "", "how long the certificate is valid, a Go `duration` such as 8h (required)")
+	validity := fs.String("validity", "", "how long from now the certificate is valid, a Go `duration` such as 8h (required; it is valid from a minute ago, for clock skew)")
 	source := fs.String("source-address", "", "comma-separated addresses and `CIDR` blocks the certificate may be used from")
 	serialFlag := fs.String("serial", "", "serial `number` (default: random, printed)")
 	host := fs.Bool("host", false, "sign a host certificate (for a @cert-authority known_hosts line)")
@@ -176,21 +172,29 @@ func caSign(args []string, stderr io.Writer) error {
 	return nil
 }
 
-func caRevoke(args []string, stderr io.Writer) error {
-	fs := newFlagSet("ca revoke", "ca revoke --krl FILE [--ca CA.pub] (--serial N[-M] | --id ID | --key K.pub)…", stderr)
+func caRevoke(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ca revoke", "ca revoke --krl FILE ([--ca CA.pub] (--serial N[-M] | --id ID | --key K.pub)… | --empty)", stdout)
 	krlPath := fs.String("krl", "", "KRL `file` to create or extend (required)")
 	caPath := fs.String("ca", "", "CA public (or private) key `file` whose certificates --serial and --id revoke")
 	serialFlag := fs.String("serial", "", "revoke the certificate with serial `N` (or the range N-M) issued by --ca")
 	idFlag := fs.String("id", "", "revoke every certificate with key `id` issued by --ca (by any CA without --ca)")
 	keyFlag := fs.String("key", "", "revoke the key in `file` (a plain key, or the key a certificate certifies)")
+	empty := fs.Bool("empty", false, "create a KRL that revokes nothing yet, for revoked_keys (refused if FILE exists)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *krlPath == "" {
 		return &usageError{"ca revoke needs --krl FILE"}
 	}
+	if *empty {
+		if *serialFlag != "" || *idFlag != "" || *keyFlag != "" || *caPath != "" {
+			return &usageError{"--empty takes no --ca, --serial, --id or --key"}
+		}
+		return createEmptyKRL(*krlPath, stderr)
+	}
 	if *serialFlag == "" && *idFlag == "" && *keyFlag == "" {
-		return &usageError{"ca revoke needs --serial, --id or --key"}
+		return &hinted{&usageError{"ca revoke needs --serial, --id or --key"},
+			"to create a KRL that revokes nothing yet, run \"keyhole ca revoke --krl " + *krlPath + " --empty\""}
 	}
 	if *serialFlag != "" && *caPath == "" {
 		return &usageError{"--serial needs --ca: serials are only unique per CA"}
@@ -250,6 +254,24 @@ func caRevoke(args []string, stderr io.Writer) error {
 		return fmt.Errorf("ca revoke: %w", err)
 	}
 	fmt.Fprintf(stderr, "keyhole: revoked %s in %s (KRL version %d)\n", strings.Join(did, ", "), *krlPath, krl.Version)
+	return nil
+}
+
+// createEmptyKRL writes a KRL that revokes nothing at path. An existing
+// file is never replaced: it may hold revocations.
+func createEmptyKRL(path string, stderr io.Writer) error {
+	if _, err := os.Lstat(path); err == nil {
+		return &hinted{fmt.Errorf("ca revoke: %s already exists", path), "an existing KRL is never emptied; the file was left as it is"}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("ca revoke: %w", err)
+	}
+	krl := keys.NewKRL()
+	krl.Version = 1
+	krl.Generated = time.Now()
+	if err := writeFileAtomic(path, krl.Marshal(), 0o644); err != nil {
+		return fmt.Errorf("ca revoke: %w", err)
+	}
+	fmt.Fprintf(stderr, "keyhole: wrote %s: a KRL that revokes nothing (KRL version 1)\n", path)
 	return nil
 }
 

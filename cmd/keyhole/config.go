@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -137,6 +138,31 @@ func parseSize(str string) (int64, error) {
 	return n * mult, nil
 }
 
+// misplacedKey suggests where an unknown key belongs when it is a known
+// key in the wrong table: a limit written before [limits], or a top-level
+// key written after it (TOML puts every key after a [table] header in
+// that table).
+func misplacedKey(k toml.Key) string {
+	switch {
+	case len(k) == 1 && hasTOMLKey(limitsConfig{}, k[0]):
+		return fmt.Sprintf("did you mean [limits] %s? write it after the [limits] header", k[0])
+	case len(k) == 2 && k[0] == "limits" && hasTOMLKey(config{}, k[1]) && k[1] != "limits":
+		return fmt.Sprintf("did you mean %s at the top level? write it before the [limits] header", k[1])
+	}
+	return ""
+}
+
+// hasTOMLKey reports whether the struct v has a field with TOML key name.
+func hasTOMLKey(v any, name string) bool {
+	t := reflect.TypeOf(v)
+	for i := 0; i < t.NumField(); i++ {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); tag == name {
+			return true
+		}
+	}
+	return false
+}
+
 // loadConfig reads and checks the config file at path.
 func loadConfig(path string) (*config, error) {
 	var c config
@@ -149,7 +175,11 @@ func loadConfig(path string) (*config, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return nil, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+		err := fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+		if hint := misplacedKey(und[0]); hint != "" {
+			return nil, &hinted{err, hint}
+		}
+		return nil, err
 	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,10 +36,13 @@ forbid (
 `
 
 func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dev", "dev [--listen ADDR] [--keep]", stderr)
+	fs := newFlagSet("dev", "dev [--listen ADDR] [--keep]", stdout)
 	listen := fs.String("listen", "127.0.0.1:0", "loopback `address` to listen on")
 	keep := fs.Bool("keep", false, "keep the throwaway directory when stopping")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkLoopback(*listen); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "keyhole-dev-")
@@ -83,6 +88,21 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stderr, "keyhole: kept %s\n", dir)
 	}
 	return err
+}
+
+// checkLoopback refuses a dev listen address that is not a loopback
+// address: dev's throwaway CA key sits in a temporary directory, and its
+// example policy is for trying keyhole, not for a network.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return &usageError{fmt.Sprintf("dev: --listen %q is not a host:port address", addr)}
+	}
+	if ip, err := netip.ParseAddr(host); (err == nil && ip.IsLoopback()) || host == "localhost" {
+		return nil
+	}
+	return &hinted{&usageError{fmt.Sprintf("dev: --listen %q is not a loopback address", addr)},
+		"dev listens on loopback only (127.0.0.1:PORT or [::1]:PORT); use \"keyhole serve\" to serve a network"}
 }
 
 // devEnv is the throwaway world of "keyhole dev".

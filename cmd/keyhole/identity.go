@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -60,6 +62,11 @@ func loadAuthenticator(cfg *config, stderr io.Writer) (*keys.Authenticator, erro
 		Log:         log,
 	})
 	if err != nil {
+		if cfg.RevokedKeys != "" && errors.Is(err, os.ErrNotExist) {
+			if _, serr := os.Stat(cfg.RevokedKeys); errors.Is(serr, os.ErrNotExist) {
+				return nil, &hinted{err, fmt.Sprintf("revoked_keys names no file; create a KRL that revokes nothing yet with \"keyhole ca revoke --krl %s --empty\"", cfg.RevokedKeys)}
+			}
+		}
 		return nil, &hinted{err, "fix or create the file named above (a KRL is made by \"keyhole ca revoke\" or \"ssh-keygen -k\")"}
 	}
 	return auth, nil

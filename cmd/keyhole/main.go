@@ -3,7 +3,10 @@
 //
 // Messages rule: everything the CLI says to a person goes to stderr as
 // "keyhole: error: …", optionally followed by "keyhole: hint: …", in lower
-// case without a trailing period. Only requested output goes to stdout.
+// case without a trailing period. Only requested output goes to stdout:
+// that includes the usage text that "--help" (or "-h", or "help") asks
+// for, which exits 0. A usage error exits 2 with a hint that names the
+// help of the command it came from ("keyhole ca sign --help").
 package main
 
 import (
@@ -14,6 +17,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -29,8 +34,45 @@ commands:
 run "keyhole <command> --help" for a command's flags
 `
 
-// version is set at build time with -ldflags "-X main.version=…".
+// version is set at build time with -ldflags "-X main.version=…"; left
+// "dev", the module version from the build information is used.
 var version = "dev"
+
+// versionLine describes the build: "keyhole VERSION (MODULE, revision REV
+// [, modified][, TIME], GOVERSION)". info may be nil.
+func versionLine(version string, info *debug.BuildInfo) string {
+	if info == nil {
+		info = &debug.BuildInfo{}
+	}
+	v := version
+	if v == "dev" || v == "" {
+		v = info.Main.Version
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	module := info.Main.Path
+	if module == "" {
+		module = "github.com/keyhole-dev/keyhole"
+	}
+	parts := []string{module, "revision unknown"}
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			parts[1] = "revision " + s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				parts = append(parts, "modified")
+			}
+		case "vcs.time":
+			parts = append(parts, s.Value)
+		}
+	}
+	if info.GoVersion != "" {
+		parts = append(parts, info.GoVersion)
+	}
+	return fmt.Sprintf("keyhole %s (%s)", v, strings.Join(parts, ", "))
+}
 
 func main() { os.Exit(mainExit()) }
 
@@ -54,17 +96,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "serve":
-		err = cmdServe(ctx, args[1:], stderr)
+		err = inCommand("serve", cmdServe(ctx, args[1:], stdout, stderr))
 	case "dev":
-		err = cmdDev(ctx, args[1:], stdout, stderr)
+		err = inCommand("dev", cmdDev(ctx, args[1:], stdout, stderr))
 	case "policy":
-		err = cmdPolicy(ctx, args[1:], stdout, stderr)
+		err = inCommand("policy", cmdPolicy(ctx, args[1:], stdout, stderr))
 	case "ca":
-		err = cmdCA(args[1:], stdout, stderr)
+		err = inCommand("ca", cmdCA(args[1:], stdout, stderr))
 	case "worker": // hidden: the per-script worker process the server starts
 		return cmdWorker(args[1:], stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "keyhole", version)
+		info, _ := debug.ReadBuildInfo()
+		fmt.Fprintln(stdout, versionLine(version, info))
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -78,6 +121,10 @@ func report(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		return int(es)
+	}
 	fmt.Fprintf(stderr, "keyhole: error: %v\n", err)
 	var h *hinted
 	if errors.As(err, &h) {
@@ -85,11 +132,43 @@ func report(err error, stderr io.Writer) int {
 	}
 	var u *usageError
 	if errors.As(err, &u) {
-		fmt.Fprintln(stderr, `keyhole: hint: run "keyhole help" for usage`)
+		help := "keyhole help"
+		var c *commandError
+		if errors.As(err, &c) {
+			help = "keyhole " + c.cmd + " --help"
+		}
+		fmt.Fprintf(stderr, "keyhole: hint: run %q for usage\n", help)
 		return 2
 	}
 	return 1
 }
+
+// commandError is an error of the (sub)command cmd, such as "ca sign":
+// the usage hint names that command's help.
+type commandError struct {
+	cmd string
+	err error
+}
+
+func (c *commandError) Error() string { return c.err.Error() }
+func (c *commandError) Unwrap() error { return c.err }
+
+// inCommand marks a usage error as cmd's, unless a subcommand of cmd
+// already did.
+func inCommand(cmd string, err error) error {
+	var u *usageError
+	var c *commandError
+	if err == nil || !errors.As(err, &u) || errors.As(err, &c) {
+		return err
+	}
+	return &commandError{cmd: cmd, err: err}
+}
+
+// exitStatus ends a command with that status and no message: the command
+// has said on stdout what there is to say (policy check's "deny").
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // hinted is an error with advice for the person reading it.
 type hinted struct {
@@ -100,25 +179,43 @@ type hinted struct {
 func (h *hinted) Error() string { return h.err.Error() }
 func (h *hinted) Unwrap() error { return h.err }
 
-// newFlagSet makes a flag set that prints its usage to stderr and returns
-// errors instead of exiting.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet makes a flag set that returns errors instead of exiting and
+// prints nothing itself: a parse error is reported as a usage error, and
+// "--help" prints the usage to stdout (see parseOnly).
+func newFlagSet(name, synopsis string, stdout io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: keyhole %s\n\n", synopsis)
+		fmt.Fprintf(stdout, "usage: keyhole %s\n\n", synopsis)
+		fs.SetOutput(stdout)
 		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
 	}
 	return fs
 }
 
+// parseOnly parses args without checking for positional arguments. On
+// "--help" it prints the usage and returns flag.ErrHelp (exit 0); flag
+// errors become usage errors.
+func parseOnly(fs *flag.FlagSet, args []string) error {
+	printUsage := fs.Usage
+	fs.Usage = func() {} // the flag package calls it on errors too
+	err := fs.Parse(args)
+	fs.Usage = printUsage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printUsage()
+		return err
+	case err != nil:
+		return &usageError{err.Error()}
+	}
+	return nil
+}
+
 // parseFlags parses args, turning flag errors into usage errors.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &usageError{err.Error()}
+	if err := parseOnly(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}

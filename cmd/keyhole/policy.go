@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -46,13 +45,13 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	switch args[0] {
 	case "validate":
-		return cmdPolicyValidate(args[1:], stdout, stderr)
+		return inCommand("policy validate", cmdPolicyValidate(args[1:], stdout, stderr))
 	case "check":
-		return cmdPolicyCheck(args[1:], stdout, stderr)
+		return inCommand("policy check", cmdPolicyCheck(args[1:], stdout, stderr))
 	case "test":
-		return cmdPolicyTest(args[1:], stdout, stderr)
+		return inCommand("policy test", cmdPolicyTest(args[1:], stdout, stderr))
 	case "explain":
-		return cmdPolicyExplain(ctx, args[1:], stdout, stderr)
+		return inCommand("policy explain", cmdPolicyExplain(ctx, args[1:], stdout, stderr))
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, policyUsage)
 		return nil
@@ -81,11 +80,8 @@ func loadPolicy(dir string) (*authz.PolicySet, error) {
 func parseArgs(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, &usageError{err.Error()}
+		if err := parseOnly(fs, args); err != nil {
+			return nil, err
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -101,7 +97,7 @@ func parseArgs(fs *flag.FlagSet, args []string, names ...string) ([]string, erro
 }
 
 func cmdPolicyValidate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("policy validate", "policy validate DIR", stderr)
+	fs := newFlagSet("policy validate", "policy validate DIR", stdout)
 	pos, err := parseArgs(fs, args, "DIR")
 	if err != nil {
 		return err
@@ -218,7 +214,7 @@ func (r *requestFlags) request() (authz.Request, error) {
 }
 
 func cmdPolicyCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("policy check", "policy check DIR --user U --role R --action A --resource RES [flags]", stderr)
+	fs := newFlagSet("policy check", "policy check DIR --user U --role R --action A --resource RES [flags]", stdout)
 	var rf requestFlags
 	rf.register(fs)
 	pos, err := parseArgs(fs, args, "DIR")
@@ -241,6 +237,9 @@ func cmdPolicyCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "error:    %s\n", e)
 	}
 	fmt.Fprintf(stdout, "version:  %s\n", d.Version)
+	if decisionWord(d) == "deny" {
+		return exitStatus(1)
+	}
 	return nil
 }
 
@@ -271,7 +270,7 @@ func describe(req authz.Request) string {
 }
 
 func cmdPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("policy explain", "policy explain DIR --user U --role R SCRIPT [flags]", stderr)
+	fs := newFlagSet("policy explain", "policy explain DIR --user U --role R SCRIPT [flags]", stdout)
 	var rf requestFlags
 	fs.StringVar(&rf.user, "user", "", "user `id` (certificate key id or keys_file comment)")
 	fs.StringVar(&rf.role, "role", "", "`role` the session acts in (the SSH login name)")

@@ -104,9 +104,35 @@ func TestPolicyDocExamples(t *testing.T) {
 	}
 	// The examples the policy workflow promises operators.
 	for _, want := range []string{"The on-call log reader", "A config inspector", "A service restarter, in office hours",
-		"A deployment push into one directory", "Deny by source address", "A break-glass role"} {
+		"A deployment push into one directory", "Deny by source address", "A break-glass role",
+		"Commands and their arguments", "Reading through hard links"} {
 		if !slices.Contains(headings, want) {
 			t.Errorf("docs/policy.md has no tested example %q (has %q)", want, headings)
+		}
+	}
+	// Requests that got past earlier versions of the examples: each must
+	// stay in its table as a denied row (and so be checked below).
+	mustDeny := map[string][]string{
+		"Commands and their arguments": {
+			"/usr/bin/df args=-h,/,--output=source,--all",
+			"/usr/bin/journalctl args=--vacuum-s=1K",
+			"/usr/bin/journalctl args=--rot",
+			"/usr/bin/journalctl args=--vacuum-time=1s",
+		},
+		"Reading through hard links": {"/srv/app/log/a.log nlink=2"},
+	}
+	for _, ex := range examples {
+		for _, row := range ex.rows {
+			if row.cells[0] == "deny" {
+				mustDeny[ex.heading] = slices.DeleteFunc(mustDeny[ex.heading], func(s string) bool {
+					return s == row.cells[4]+" "+row.cells[5]
+				})
+			}
+		}
+	}
+	for heading, rows := range mustDeny {
+		for _, r := range rows {
+			t.Errorf("docs/policy.md, %q: no denied row for %s", heading, r)
 		}
 	}
 	all := map[string][]byte{}

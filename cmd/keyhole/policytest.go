@@ -152,7 +152,7 @@ func readTestFile(name string) (*testFile, error) {
 }
 
 func cmdPolicyTest(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("policy test", "policy test DIR TESTFILE", stderr)
+	fs := newFlagSet("policy test", "policy test DIR TESTFILE", stdout)
 	verbose := fs.Bool("v", false, "print every case, not only failures")
 	pos, err := parseArgs(fs, args, "DIR", "TESTFILE")
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/sirupsen/logrus"
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
@@ -17,8 +19,8 @@ import (
 	"github.com/keyhole-dev/keyhole/sshserver"
 )
 
-func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlagSet("serve", "serve --config FILE", stderr)
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", "serve --config FILE", stdout)
 	cfgPath := fs.String("config", "", "TOML configuration `file` (required)")
 	addrFile := fs.String("addr-file", "", "write the listening address to this `file` once listening")
 	if err := parseFlags(fs, args); err != nil {
@@ -36,22 +38,41 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer srv.close()
+	fmt.Fprintf(stderr, "keyhole: listening on %s\n", srv.addr())
+	fmt.Fprintf(stderr, "keyhole: host key %s (%s)\n", gossh.FingerprintSHA256(srv.hostKey), srv.hostKey.Type())
+	fmt.Fprintf(stderr, "keyhole: known_hosts line: %s\n", knownHostsLine(srv.addr(), srv.hostKey))
 	if *addrFile != "" {
 		if err := os.WriteFile(*addrFile, []byte(srv.addr()+"\n"), 0o644); err != nil {
 			return fmt.Errorf("write address file: %w", err)
 		}
 	}
-	fmt.Fprintf(stderr, "keyhole: listening on %s\n", srv.addr())
 	return srv.wait(ctx, nil)
+}
+
+// knownHostsLine is the known_hosts line for key at the listening address
+// addr, as OpenSSH writes it: "host" on port 22, "[host]:port" on any
+// other. A server listening on every address is named by this host's name.
+func knownHostsLine(addr string, key gossh.PublicKey) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		host, port = addr, "22"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if name, err := os.Hostname(); err == nil && name != "" {
+			host = name
+		}
+	}
+	return knownhosts.Line([]string{net.JoinHostPort(host, port)}, key)
 }
 
 // running is a started server.
 type running struct {
-	ln     net.Listener
-	srv    *sshserver.Server
-	audit  *audit.Writer
-	errc   chan error
-	policy *authz.Store
+	ln      net.Listener
+	hostKey gossh.PublicKey
+	srv     *sshserver.Server
+	audit   *audit.Writer
+	errc    chan error
+	policy  *authz.Store
 
 	// hup receives SIGHUP from startServer on (so a HUP that arrives once
 	// the address is written is never fatal); wait runs every onHUP
@@ -164,7 +185,7 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 		aw.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	r := &running{ln: ln, srv: srv, audit: aw, errc: make(chan error, 1), policy: store,
+	r := &running{ln: ln, hostKey: hostKey.PublicKey(), srv: srv, audit: aw, errc: make(chan error, 1), policy: store,
 		hup: make(chan os.Signal, 1)}
 	// SIGHUP reloads the policy (and whatever else registers in onHUP);
 	// a file change in policy_dir reloads it too.
