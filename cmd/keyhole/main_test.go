@@ -1,18 +1,35 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(leakChecked{m}, map[string]func(){
 		"keyhole": func() { os.Exit(mainExit()) },
 	})
+}
+
+// leakChecked runs the tests and then fails the run if a test left a
+// goroutine behind (an in-process server, a watcher, a signal handler).
+type leakChecked struct{ m *testing.M }
+
+func (l leakChecked) Run() int {
+	code := l.m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			return 1
+		}
+	}
+	return code
 }
 
 func TestScripts(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"unsafe"
 
+	"go.uber.org/goleak"
+
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
 )
 
@@ -188,7 +190,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(ringChildEnv) != "" {
 		os.Exit(ringChild())
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // ringChild maps the ring on fd 3, puts 1000 records, says so on stdout
