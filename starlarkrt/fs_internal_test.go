@@ -167,8 +167,9 @@ func TestFSScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	res := run1(context.Background(), "testdata/fs.star", string(src), Options{Host: h, Stdout: &out},
-		starlark.StringDict{"assert": assertModule(), "root": starlark.String(root), "audited": auditedBuiltin(mem, root)})
+	assert, opts := assertModule(t, Options{Host: h, Stdout: &out})
+	res := run1(context.Background(), "testdata/fs.star", string(src), opts,
+		starlark.StringDict{"assert": assert, "root": starlark.String(root), "audited": auditedBuiltin(mem, root)})
 	if res.Exit != 0 {
 		t.Fatalf("exit %d: %v\noutput:\n%s", res.Exit, res.Err, out.String())
 	}

@@ -144,9 +144,10 @@ func runModuleScript(t *testing.T, s *modSandbox, h *hostops.Host, file string) 
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	res := run1(context.Background(), file, string(src), Options{Host: h, Stdout: &out, Args: scriptArgs()},
+	assert, opts := assertModule(t, Options{Host: h, Stdout: &out, Args: scriptArgs()})
+	res := run1(context.Background(), file, string(src), opts,
 		starlark.StringDict{
-			"assert": assertModule(),
+			"assert": assert,
 			"ROOT":   starlark.String(s.root),
 			"BIN":    starlark.String(s.bin),
 			"SH":     starlark.String(s.sh),
@@ -317,7 +318,8 @@ assert.eq([r.exit, r.stdout, r.stderr], [0, "", ""])
 assert.fails(lambda: proc.run([%q]), "ACCESS_DENIED")
 assert.eq(svc.restart("web").exit, 0)
 `, filepath.Join(s.bin, "hello"), filepath.Join(s.bin, "marker"))
-	res := run1(context.Background(), "t.star", src, Options{Host: h}, starlark.StringDict{"assert": assertModule()})
+	assert, opts := assertModule(t, Options{Host: h})
+	res := run1(context.Background(), "t.star", src, opts, starlark.StringDict{"assert": assert})
 	if res.Exit != 0 {
 		t.Fatalf("exit %d: %v", res.Exit, res.Err)
 	}

@@ -48,6 +48,10 @@ type Options struct {
 	// (hostops.Host.Counters): once one is spent the script ends with
 	// its LIMIT_EXCEEDED, which catch does not catch.
 	Counters *hostops.Counters
+
+	// setup, when set, is called with the script's thread before it runs
+	// (tests: starlarktest's reporter).
+	setup func(*starlark.Thread)
 }
 
 // Result is the outcome of one script.
@@ -148,6 +152,9 @@ func run1(ctx context.Context, filename, src string, opts Options, extra starlar
 		if err := r.out.writeLine(msg); err != nil {
 			r.cancel(&Error{Kind: hostops.KindLimitExceeded, Message: fmt.Sprintf("output limit of %d bytes exceeded", opts.MaxOutput)})
 		}
+	}
+	if opts.setup != nil {
+		opts.setup(r.thread)
 	}
 	r.thread.SetMaxExecutionSteps(opts.MaxSteps)
 	r.thread.OnMaxSteps = func(*starlark.Thread) {

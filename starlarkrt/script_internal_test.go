@@ -7,14 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"go.starlark.net/starlark"
-	"go.starlark.net/starlarkstruct"
+	"go.starlark.net/starlarktest"
 
 	"github.com/keyhole-dev/keyhole/hostops"
 )
@@ -75,44 +74,17 @@ func (f *fakeHost) Stat(path string) (hostops.Info, error) {
 	return hostops.Info{Path: path, Type: "file", Size: int64(len(c)), Mode: fs.FileMode(0o644), ModTime: time.Unix(0, 0)}, nil
 }
 
-// assertModule is a small assert module for script tests: eq, true and
-// fails(fn, regexp).
-func assertModule() *starlarkstruct.Module {
-	return &starlarkstruct.Module{Name: "assert", Members: starlark.StringDict{
-		"eq": starlark.NewBuiltin("assert.eq", func(_ *starlark.Thread, _ *starlark.Builtin, args starlark.Tuple, _ []starlark.Tuple) (starlark.Value, error) {
-			if len(args) != 2 {
-				return nil, fmt.Errorf("assert.eq: want 2 arguments")
-			}
-			ok, err := starlark.Equal(args[0], args[1])
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				return nil, fmt.Errorf("assert.eq: %s != %s", args[0], args[1])
-			}
-			return starlark.None, nil
-		}),
-		"true": starlark.NewBuiltin("assert.true", func(_ *starlark.Thread, _ *starlark.Builtin, args starlark.Tuple, _ []starlark.Tuple) (starlark.Value, error) {
-			if len(args) < 1 || !args[0].Truth() {
-				return nil, fmt.Errorf("assert.true: %v", args)
-			}
-			return starlark.None, nil
-		}),
-		"fails": starlark.NewBuiltin("assert.fails", func(th *starlark.Thread, _ *starlark.Builtin, args starlark.Tuple, _ []starlark.Tuple) (starlark.Value, error) {
-			if len(args) != 2 {
-				return nil, fmt.Errorf("assert.fails: want fn and pattern")
-			}
-			pat, _ := starlark.AsString(args[1])
-			_, err := starlark.Call(th, args[0], nil, nil)
-			if err == nil {
-				return nil, fmt.Errorf("assert.fails: call succeeded, want error matching %q", pat)
-			}
-			if !regexp.MustCompile(pat).MatchString(err.Error()) {
-				return nil, fmt.Errorf("assert.fails: error %q does not match %q", err, pat)
-			}
-			return starlark.None, nil
-		}),
-	}}
+// assertModule returns go.starlark.net/starlarktest's assert module (eq,
+// ne, true, lt, contains, fails) and opts set to report its failures to
+// t.
+func assertModule(t testing.TB, opts Options) (starlark.Value, Options) {
+	t.Helper()
+	mod, err := starlarktest.LoadAssertModule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.setup = func(th *starlark.Thread) { starlarktest.SetReporter(th, t) }
+	return mod["assert"], opts
 }
 
 func testHost() *fakeHost {
@@ -139,8 +111,8 @@ func TestScripts(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			res := run1(context.Background(), file, string(src), Options{Host: testHost(), Stdout: &out},
-				starlark.StringDict{"assert": assertModule()})
+			assert, opts := assertModule(t, Options{Host: testHost(), Stdout: &out})
+			res := run1(context.Background(), file, string(src), opts, starlark.StringDict{"assert": assert})
 			if res.Exit != 0 {
 				t.Fatalf("exit %d: %v\noutput:\n%s", res.Exit, res.Err, out.String())
 			}
