@@ -38,7 +38,9 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 	now := h.now()
 	refuse := func(msg string) (bool, error) {
 		e := &Error{Kind: KindInvalidArgument, Message: "allowed: " + msg, Action: action, Resource: shown}
-		h.log(now, action, shown, false, authz.Decision{}, e.Message)
+		if ae := h.log(now, action, shown, false, authz.Decision{}, e.Message); ae != nil {
+			return false, ae
+		}
 		return false, e
 	}
 	var (
@@ -53,7 +55,9 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		t, err := resolve(target)
 		if err != nil {
 			e := sysError(action, target, err)
-			h.log(now, action, target, false, authz.Decision{}, e.Message)
+			if ae := h.log(now, action, target, false, authz.Decision{}, e.Message); ae != nil {
+				return false, ae
+			}
 			return false, e
 		}
 		if t.obj != nil {
@@ -68,7 +72,9 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		if msg != "" {
 			if kind != KindInvalidArgument {
 				e := &Error{Kind: kind, Message: actionExec + ": " + msg, Action: action, Resource: shown}
-				h.log(now, action, shown, false, authz.Decision{}, e.Message)
+				if ae := h.log(now, action, shown, false, authz.Decision{}, e.Message); ae != nil {
+					return false, ae
+				}
 				return false, e
 			}
 			return refuse(msg)
@@ -76,7 +82,9 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		t, err := resolve(name)
 		if err != nil {
 			e := sysError(action, name, err)
-			h.log(now, action, name, false, authz.Decision{}, e.Message)
+			if ae := h.log(now, action, name, false, authz.Decision{}, e.Message); ae != nil {
+				return false, ae
+			}
 			return false, e
 		}
 		if t.obj != nil {
@@ -93,7 +101,9 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		return refuse("unknown action " + strconv.Quote(action))
 	}
 	allow, dec, reason := query.decide(action, res, now)
-	h.log(now, action, res.Path, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; "))
+	if ae := query.log(now, action, res.Path, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; ")); ae != nil {
+		return false, ae
+	}
 	return allow, nil
 }
 

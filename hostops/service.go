@@ -77,7 +77,9 @@ func (h *Host) Service(ctx context.Context, action, name string, opts ExecOption
 	}
 	if msg != "" {
 		e := &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shown}
-		h.log(now, action, shown, false, authz.Decision{}, e.Message)
+		if ae := h.log(now, action, shown, false, authz.Decision{}, e.Message); ae != nil {
+			return res, ae
+		}
 		return res, e
 	}
 	allow, dec, reason := h.decide(action, authz.Resource{Kind: authz.KindService, Path: name}, now)
@@ -94,7 +96,12 @@ func (h *Host) Service(ctx context.Context, action, name string, opts ExecOption
 			reason = e.Message
 		}
 	}
-	h.log(now, action, name, allow, dec, reason)
+	if ae := h.log(now, action, name, allow, dec, reason); ae != nil {
+		if prog != nil {
+			prog.close()
+		}
+		return res, ae
+	}
 	if e != nil {
 		return res, e
 	}

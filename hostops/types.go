@@ -16,6 +16,9 @@ const (
 	KindInvalidArgument = "INVALID_ARGUMENT"
 	KindIOError         = "IO_ERROR"
 	KindLimitExceeded   = "LIMIT_EXCEEDED"
+	// KindInternal is the error of an operation whose audit line could not
+	// be written: it did not happen, and the script ends (exit 125).
+	KindInternal = "INTERNAL"
 )
 
 // Error is the error every Host operation returns. Message is written for
