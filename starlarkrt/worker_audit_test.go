@@ -22,7 +22,7 @@ func TestWorkerWaitsForConfirm(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name, script, file string // file: what the unconfirmed operation would create
-		kinds                      []workerproto.Type
+		kinds              []workerproto.Type
 	}{
 		{"write", `fs.read(d + "/in"); fs.write(d + "/new", "x"); print("after")`, "new",
 			[]workerproto.Type{workerproto.TypeAudit, workerproto.TypeAuditSync}},
