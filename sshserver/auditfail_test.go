@@ -12,6 +12,8 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/keyhole-dev/keyhole/internal/testenv"
+	"github.com/keyhole-dev/keyhole/keys"
+	"github.com/keyhole-dev/keyhole/sshserver"
 )
 
 const writePolicy = logsPolicy + `
@@ -164,5 +166,30 @@ func TestAuditLogRemovedMidRun(t *testing.T) {
 				t.Errorf("%d error lines about the audit log in the server log, want 1", n)
 			}
 		})
+	}
+}
+
+// TestRefusedKeyLongLoginNameCapped: a refused key writes the client's
+// login name (the role asked for) to the audit log; a 200 KB name is cut
+// to its cap with a marker, whoever wrote the line.
+func TestRefusedKeyLongLoginNameCapped(t *testing.T) {
+	t.Parallel()
+	e := startEnv(t, sshserver.Limits{})
+	signer, _, err := keys.GenerateKey() // not certified: refused
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.Repeat("n", 200_000)
+	if c, err := gossh.Dial("tcp", e.Addr, e.ClientConfig(name, signer)); err == nil {
+		c.Close()
+		t.Fatal("an unknown key authenticated")
+	}
+	ev := e.WaitAudit(t, func(ev map[string]any) bool { return ev["event"] == "auth.refused" })
+	role, _ := ev["role"].(string)
+	if role != strings.Repeat("n", 1024)+"…[truncated 198976 bytes]" {
+		t.Fatalf("role is %d bytes: %.80q…", len(role), role)
+	}
+	if fi, err := os.Stat(e.AuditPath); err != nil || fi.Size() > 8<<10 {
+		t.Fatalf("audit log: %v, %v", fi.Size(), err)
 	}
 }
