@@ -8,8 +8,10 @@ package sshserver
 //
 // Goroutines of one run: the session's script goroutine (runWorker: owns
 // the timers and decides the end), one writing the Start message, one
-// reading the worker's messages (owns the counters until it finishes), one
-// draining stderr, and one waiting for the process. runWorker returns only
+// reading the worker's messages (owns the counters until it finishes, and
+// writes a Confirm for each AuditSync once its line is written; Start and
+// Confirms share one workerproto.Writer), one draining stderr, and one
+// waiting for the process. runWorker returns only
 // after the reader has seen the end of the pipe, so every audit event the
 // worker sent is logged before the session's end is.
 

@@ -28,10 +28,12 @@ import (
 // The policy is rebuilt from the Start message's files with
 // authz.LoadFiles and must have the version the server named; a pooled
 // worker may have been sent that version's files before, in a Preload
-// message, and then uses the set it loaded while idle. End of input
-// after the Start message cancels the script, as the end of a session
-// does. Each audit event is written to out before the operation it records
-// acts; when it cannot be written, the operation does not happen.
+// message, and then uses the set it loaded while idle. After the Start
+// message only Confirm messages may come; end of input, or anything else,
+// cancels the script, as the end of a session does. Each audit event is
+// written to out before the operation it records acts, and one whose
+// operation changes the host waits for its Confirm; when it cannot be
+// written or is not confirmed, the operation does not happen.
 //
 // ServeWorker changes nothing process-wide; WorkerMain also applies the
 // memory and stack limits to the process.
