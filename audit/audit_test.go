@@ -15,9 +15,9 @@ func TestWriterOneLinePerEvent(t *testing.T) {
 	var buf bytes.Buffer
 	w := audit.NewWriter(&buf)
 	ts := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	w.Log(audit.Event{Time: ts, Event: audit.Decision, Session: "s1", User: "agent-7", Role: "logs",
+	mustLog(t, w, audit.Event{Time: ts, Event: audit.Decision, Session: "s1", User: "agent-7", Role: "logs",
 		Action: "read", Resource: "/var/log/a.log", Decision: "deny", Exit: audit.Int(0)})
-	w.Log(audit.Event{Event: audit.SessionStart, Session: "s1"})
+	mustLog(t, w, audit.Event{Event: audit.SessionStart, Session: "s1"})
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("got %d lines, want 2:\n%s", len(lines), buf.String())
@@ -52,7 +52,9 @@ func TestWriterConcurrentLinesDoNotInterleave(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 100; j++ {
-				w.Log(audit.Event{Event: audit.Decision, Resource: strings.Repeat("x", 500)})
+				if err := w.Log(audit.Event{Event: audit.Decision, Resource: strings.Repeat("x", 500)}); err != nil {
+					t.Error(err)
+				}
 			}
 		}()
 	}
@@ -77,4 +79,11 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
+}
+
+func mustLog(t *testing.T, w *audit.Writer, e audit.Event) {
+	t.Helper()
+	if err := w.Log(e); err != nil {
+		t.Fatal(err)
+	}
 }

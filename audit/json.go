@@ -15,6 +15,13 @@ import (
 // HTML-safe escapes and U+FFFD for invalid UTF-8), without reflection. A
 // Time json.Marshal cannot encode gives json.Marshal's error.
 func (e *Event) AppendJSON(b []byte) ([]byte, error) {
+	return e.appendJSON(b, false)
+}
+
+// appendJSON is AppendJSON; with decisionPolicies, a decision line always
+// has its policies field, an empty list when no policy matched (the audit
+// log's format: a reader need not tell "none" from "left out").
+func (e *Event) appendJSON(b []byte, decisionPolicies bool) ([]byte, error) {
 	b = append(b, `{"time":"`...)
 	b, err := e.Time.AppendText(b)
 	if err != nil {
@@ -32,8 +39,9 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	b = appendField(b, `,"request":`, e.Request)
 	b = appendField(b, `,"action":`, e.Action)
 	b = appendField(b, `,"resource":`, e.Resource)
+	b = appendField(b, `,"argv":`, e.Argv)
 	b = appendField(b, `,"decision":`, e.Decision)
-	if len(e.Policies) > 0 {
+	if len(e.Policies) > 0 || (decisionPolicies && e.Decision != "") {
 		b = append(b, `,"policies":[`...)
 		for i, p := range e.Policies {
 			if i > 0 {

@@ -19,7 +19,7 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 		Time: time.Date(2026, 3, 4, 5, 6, 7, 890123456, time.UTC), Event: audit.Decision,
 		Session: "s-1", User: "agent-7", Role: "ops", Source: "127.0.0.1:5555",
 		Fingerprint: "SHA256:abc", Transport: "script", Request: "exec", Action: "read",
-		Resource: "/var/log/app/a.log", Decision: "allow", Policies: []string{"p1", "p2"},
+		Resource: "/var/log/app/a.log", Argv: `/bin/echo "a b"`, Decision: "allow", Policies: []string{"p1", "p2"},
 		PolicyVersion: "sha256:0123", ScriptSHA256: "feed", Reason: "why", Exit: intp(3),
 	}
 	tests := []struct {

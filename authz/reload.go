@@ -202,17 +202,24 @@ func (s *Store) settle(pending *string) (again bool) {
 	return false
 }
 
-// event writes one policy.reload audit event.
+// event writes one policy.reload audit event. A line that cannot be
+// written does not hold the reload back: the files on disk are the policy
+// of record, a tightening must not wait for the log, and while the log is
+// broken no session starts and no operation acts; every decision line
+// after the log is back names the version in force.
 func (s *Store) event(version, reason string) {
 	if s.opts.Audit == nil {
 		return
 	}
-	s.opts.Audit.Log(audit.Event{
+	err := s.opts.Audit.Log(audit.Event{
 		Time:          s.opts.Clock(),
 		Event:         audit.PolicyReload,
 		PolicyVersion: version,
 		Reason:        reason,
 	})
+	if err != nil {
+		s.log.WithError(err).WithField("version", version).Error("authz: policy.reload audit line not written")
+	}
 }
 
 // Watch starts reloading the store whenever the policy directory changes,

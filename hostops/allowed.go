@@ -42,7 +42,9 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 	now := h.now()
 	refuse := func(msg string) (bool, error) {
 		e := &Error{Kind: KindInvalidArgument, Message: "allowed: " + msg, Action: action, Resource: shown}
-		h.log(now, action, shown, false, authz.Decision{}, e.Message)
+		if ae := h.log(now, action, shown, false, authz.Decision{}, e.Message); ae != nil {
+			return false, ae
+		}
 		return false, e
 	}
 	var (
@@ -58,7 +60,9 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		t, err := resolve(target)
 		if err != nil {
 			e := sysError(action, target, err)
-			h.log(now, action, target, false, authz.Decision{}, e.Message)
+			if ae := h.log(now, action, target, false, authz.Decision{}, e.Message); ae != nil {
+				return false, ae
+			}
 			return false, e
 		}
 		if t.obj != nil {
@@ -83,7 +87,9 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 			reason = sysError(action, t.name, t.err).Message
 		}
 		allow = refuseUnnamed(allow, &dec, t.err)
-		h.log(now, action, t.name, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; "))
+		if ae := h.log(now, action, t.name, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; ")); ae != nil {
+			return false, ae
+		}
 		return allow, nil
 	case action == actionExec:
 		if msg := checkArgv([]string{target}); msg != "" {
@@ -93,7 +99,9 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		if msg != "" {
 			if kind != KindInvalidArgument {
 				e := &Error{Kind: kind, Message: actionExec + ": " + msg, Action: action, Resource: shown}
-				h.log(now, action, shown, false, authz.Decision{}, e.Message)
+				if ae := h.log(now, action, shown, false, authz.Decision{}, e.Message); ae != nil {
+					return false, ae
+				}
 				return false, e
 			}
 			return refuse(msg)
@@ -101,7 +109,9 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		t, err := resolve(name)
 		if err != nil {
 			e := sysError(action, name, err)
-			h.log(now, action, name, false, authz.Decision{}, e.Message)
+			if ae := h.log(now, action, name, false, authz.Decision{}, e.Message); ae != nil {
+				return false, ae
+			}
 			return false, e
 		}
 		if t.obj != nil {
@@ -120,7 +130,9 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		defer cancel()
 		_, entity, rerr := h.serviceUnit(ctx, action, target, ExecOptions{Timeout: serviceResolveTimeout})
 		if rerr != nil {
-			h.log(now, action, target, false, authz.Decision{}, ReasonQuery+"; "+rerr.Message)
+			if ae := h.log(now, action, target, false, authz.Decision{}, ReasonQuery+"; "+rerr.Message); ae != nil {
+				return false, ae
+			}
 			if rerr.Kind == KindLimitExceeded {
 				return false, rerr
 			}
@@ -135,7 +147,9 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		reason = sysError(action, res.Path, terr).Message
 	}
 	allow = refuseUnnamed(allow, &dec, terr)
-	h.log(now, action, res.Path, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; "))
+	if ae := query.log(now, action, res.Path, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; ")); ae != nil {
+		return false, ae
+	}
 	return allow, nil
 }
 

@@ -82,8 +82,11 @@ func (h *Host) decide(action string, res authz.Resource, now time.Time) (allow b
 	return dec.Allow && len(dec.Errors) == 0, dec, dec.ErrorText()
 }
 
-// log writes the one decision event of an operation.
-func (h *Host) log(now time.Time, action, resource string, allow bool, dec authz.Decision, reason string) {
+// log writes the one decision event of an operation. An exec decision
+// records the argument vector it was asked about (h.Context.Argv). It
+// returns nil when the line was written; otherwise the operation must not
+// act, and the INTERNAL error it returns ends the script (auditError).
+func (h *Host) log(now time.Time, action, resource string, allow bool, dec authz.Decision, reason string) *Error {
 	e := h.Event
 	e.Time = now
 	e.Event = audit.Decision
@@ -97,7 +100,23 @@ func (h *Host) log(now time.Time, action, resource string, allow bool, dec authz
 	e.PolicyVersion = dec.Version
 	e.Reason = reason
 	e.Exit = nil
-	h.Audit.Log(e)
+	e.Argv = ""
+	if action == actionExec {
+		e.Argv = h.Context.Argv
+	}
+	if h.Audit.Log(e) != nil {
+		return auditError(action, resource)
+	}
+	return nil
+}
+
+// auditError is the error of an operation whose decision line could not
+// be written: the operation did not happen, and the script ends with it
+// (KindInternal; catch does not catch it). Why the line failed is the
+// audit sink's to report; the script sees only that it did.
+func auditError(action, resource string) *Error {
+	return &Error{Kind: KindInternal, Message: "audit log unwritable, " + action + " " + resource + " not performed",
+		Action: action, Resource: resource}
 }
 
 // deniedError is the ACCESS_DENIED error for a deny decision, in the form

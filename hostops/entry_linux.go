@@ -251,7 +251,9 @@ func (h *Host) beginEntry(op entryOp, path, argMsg string) (*entry, error) {
 	e, err := resolveEntry(trimmed, op.follow)
 	if err != nil {
 		ee := sysError(op.verb, trimmed, err)
-		h.log(now, op.verb, trimmed, false, authz.Decision{}, ee.Message)
+		if ae := h.log(now, op.verb, trimmed, false, authz.Decision{}, ee.Message); ae != nil {
+			return nil, ae
+		}
 		return nil, ee
 	}
 	e.wantDir = wantDir
@@ -286,7 +288,9 @@ func (h *Host) beginEntry(op entryOp, path, argMsg string) (*entry, error) {
 		reason = ee.Message
 	}
 	allow = refuseUnnamed(allow, &dec, e.err)
-	h.log(now, action, e.path, allow, dec, reason)
+	if ae := h.log(now, action, e.path, allow, dec, reason); ae != nil {
+		ee = ae
+	}
 	if ee != nil {
 		e.close()
 		return nil, ee
@@ -302,7 +306,9 @@ func (h *Host) refuse(now time.Time, action, path, msg string) *Error {
 		shown = shown[:maxShown] + "..."
 	}
 	e := &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shown}
-	h.log(now, action, shown, false, authz.Decision{}, e.Message)
+	if ae := h.log(now, action, shown, false, authz.Decision{}, e.Message); ae != nil {
+		return ae
+	}
 	return e
 }
 

@@ -99,7 +99,9 @@ func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecR
 	now := h.now()
 	refuse := func(kind, msg string) (ExecResult, error) {
 		e := &Error{Kind: kind, Message: actionExec + ": " + msg, Action: actionExec, Resource: shownArg0(argv)}
-		h.log(now, actionExec, e.Resource, false, authz.Decision{}, e.Message)
+		if ae := h.log(now, actionExec, e.Resource, false, authz.Decision{}, e.Message); ae != nil {
+			return ExecResult{}, ae
+		}
 		return ExecResult{}, e
 	}
 	if msg := checkArgv(argv); msg != "" {
@@ -113,7 +115,9 @@ func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecR
 	t, err := resolve(name)
 	if err != nil {
 		e := sysError(actionExec, name, err)
-		h.log(now, actionExec, name, false, authz.Decision{}, e.Message)
+		if ae := h.log(now, actionExec, name, false, authz.Decision{}, e.Message); ae != nil {
+			return ExecResult{}, ae
+		}
 		return ExecResult{}, e
 	}
 	c := *h // the request's context, with this vector in it
@@ -134,7 +138,9 @@ func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecR
 		reason = e.Message
 	}
 	allow = refuseUnnamed(allow, &dec, t.err)
-	h.log(now, actionExec, t.name, allow, dec, reason)
+	if ae := c.log(now, actionExec, t.name, allow, dec, reason); ae != nil {
+		e = ae
+	}
 	if e != nil {
 		if t.obj != nil {
 			t.obj.close()

@@ -103,7 +103,7 @@ func (g *globber) walk(dir string, rest []string, top bool) error {
 		if top {
 			return err
 		}
-		if e, ok := err.(*Error); ok && e.Kind == KindLimitExceeded {
+		if e, ok := err.(*Error); ok && (e.Kind == KindLimitExceeded || e.Kind == KindInternal) {
 			return err
 		}
 		return nil // denied, gone or not a directory: skipped

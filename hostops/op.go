@@ -41,13 +41,17 @@ func (h *Host) begin(action, path string, refuse refusal) (*pinned, error) {
 			shown = shown[:maxShown] + "..."
 		}
 		e := &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shown}
-		h.log(now, action, shown, false, authz.Decision{}, e.Message)
+		if ae := h.log(now, action, shown, false, authz.Decision{}, e.Message); ae != nil {
+			return nil, ae
+		}
 		return nil, e
 	}
 	t, err := resolve(path)
 	if err != nil {
 		e := sysError(action, path, err)
-		h.log(now, action, path, false, authz.Decision{}, e.Message)
+		if ae := h.log(now, action, path, false, authz.Decision{}, e.Message); ae != nil {
+			return nil, ae
+		}
 		return nil, e
 	}
 	allow, dec, reason := h.decideTarget(action, t, now)
@@ -66,7 +70,9 @@ func (h *Host) begin(action, path string, refuse refusal) (*pinned, error) {
 		reason = e.Message
 	}
 	allow = refuseUnnamed(allow, &dec, t.err)
-	h.log(now, action, t.name, allow, dec, reason)
+	if ae := h.log(now, action, t.name, allow, dec, reason); ae != nil {
+		e = ae
+	}
 	if e != nil {
 		if t.obj != nil {
 			t.obj.close()

@@ -88,7 +88,9 @@ func (h *Host) Service(ctx context.Context, action, name string, opts ExecOption
 	}
 	if msg != "" {
 		e := &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shown}
-		h.log(now, action, shown, false, authz.Decision{}, e.Message)
+		if ae := h.log(now, action, shown, false, authz.Decision{}, e.Message); ae != nil {
+			return res, ae
+		}
 		return res, e
 	}
 	unit, entity, rerr := h.serviceUnit(ctx, action, name, opts)
@@ -96,17 +98,23 @@ func (h *Host) Service(ctx context.Context, action, name string, opts ExecOption
 		if rerr.Kind == KindLimitExceeded {
 			// The script's budget or time ran out while asking: nothing was
 			// decided.
-			h.log(now, action, name, false, authz.Decision{}, rerr.Message)
+			if ae := h.log(now, action, name, false, authz.Decision{}, rerr.Message); ae != nil {
+				return res, ae
+			}
 			return res, rerr
 		}
 		// Unresolved: denied whatever the policy says of the name as given,
 		// which only chooses the error the script sees.
 		allow, dec, reason := h.decide(action, authz.Resource{Kind: authz.KindService, Path: name}, now)
 		if !allow {
-			h.log(now, action, name, false, dec, reason)
+			if ae := h.log(now, action, name, false, dec, reason); ae != nil {
+				return res, ae
+			}
 			return res, h.deniedError(action, name, dec)
 		}
-		h.log(now, action, name, false, authz.Decision{Version: dec.Version}, rerr.Message)
+		if ae := h.log(now, action, name, false, authz.Decision{Version: dec.Version}, rerr.Message); ae != nil {
+			return res, ae
+		}
 		return res, rerr
 	}
 	res.Name = entity
@@ -124,7 +132,12 @@ func (h *Host) Service(ctx context.Context, action, name string, opts ExecOption
 			reason = e.Message
 		}
 	}
-	h.log(now, action, entity, allow, dec, reason)
+	if ae := h.log(now, action, entity, allow, dec, reason); ae != nil {
+		if prog != nil {
+			prog.close()
+		}
+		return res, ae
+	}
 	if e != nil {
 		return res, e
 	}

@@ -16,6 +16,9 @@ const (
 	KindInvalidArgument = outcome.KindInvalidArgument
 	KindIOError         = outcome.KindIOError
 	KindLimitExceeded   = outcome.KindLimitExceeded
+	// KindInternal is the error of an operation whose audit line could not
+	// be written: it did not happen, and the script ends (exit 125).
+	KindInternal = outcome.KindInternal
 )
 
 // Error is the error every Host operation returns: outcome's, so it

@@ -197,6 +197,11 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 // each key, so the identity attached to the connection is that of the key
 // whose signature was verified.
 func (s *Server) publicKey(conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+	if err := s.auditReady(); err != nil {
+		// Nothing a session does could be recorded: no key gets in.
+		s.cfg.Log.WithError(err).WithField("source", hostOf(conn.RemoteAddr())).Warn("authentication refused: audit log unwritable")
+		return nil, errors.New("permission denied")
+	}
 	id, err := s.cfg.Auth.Check(key, conn.User(), conn.RemoteAddr())
 	if err != nil {
 		reason := err.Error()
@@ -278,8 +283,20 @@ func (s *Server) refuseGlobal(ctx gliderssh.Context, _ *gliderssh.Server, req *g
 	return false, nil
 }
 
+// auditReady returns nil when the audit log can take lines. While it is
+// broken, each call tries to write its audit.resumed line (audit.Checker),
+// so the server serves again as soon as the log is writable, with no
+// restart. A Sink that is not a Checker is taken as ready; its Log still
+// fails closed.
+func (s *Server) auditReady() error {
+	if c, ok := s.cfg.Audit.(audit.Checker); ok {
+		return c.Ready()
+	}
+	return nil
+}
+
 // auditConn logs e with the connection's identity filled in.
-func (s *Server) auditConn(conn *gossh.ServerConn, e audit.Event) {
+func (s *Server) auditConn(conn *gossh.ServerConn, e audit.Event) error {
 	e.Time = s.cfg.Clock()
 	if conn != nil {
 		e.Source = hostOf(conn.RemoteAddr())
@@ -290,7 +307,7 @@ func (s *Server) auditConn(conn *gossh.ServerConn, e audit.Event) {
 			e.Fingerprint = id.Fingerprint
 		}
 	}
-	s.cfg.Audit.Log(e)
+	return s.cfg.Audit.Log(e)
 }
 
 func hostOf(a net.Addr) string {

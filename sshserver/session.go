@@ -41,6 +41,11 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		_ = nc.Reject(gossh.Prohibited, "keyhole: not authenticated")
 		return
 	}
+	if err := s.auditReady(); err != nil {
+		s.cfg.Log.WithError(err).WithField("user", id.UserID).Warn("session refused: audit log unwritable")
+		_ = nc.Reject(gossh.ResourceShortage, "keyhole: "+msgAuditSessionRefused)
+		return
+	}
 	policy := s.cfg.Policy.Current()
 	if policy == nil {
 		s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel session", Reason: "no policy loaded"})
@@ -54,16 +59,11 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		return
 	}
 	defer release() // also when the channel is never accepted
-	ch, reqs, err := nc.Accept()
-	if err != nil {
-		return
-	}
 	s.sessions.Add(1)
 	defer s.sessions.Done()
 	ss := &session{
 		s:      s,
 		conn:   conn,
-		ch:     ch,
 		id:     id,
 		sid:    newSessionID(),
 		policy: policy,
@@ -77,7 +77,19 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		Fingerprint:   id.Fingerprint,
 		PolicyVersion: ss.policy.Version(),
 	}
-	ss.log(audit.Event{Event: audit.SessionStart})
+	// The session.start line comes before the channel is accepted: a
+	// session that cannot be recorded is refused with the reason.
+	if err := ss.log(audit.Event{Event: audit.SessionStart}); err != nil {
+		s.cfg.Log.WithError(err).WithField("session", ss.sid).Warn("session refused: audit log unwritable")
+		_ = nc.Reject(gossh.ResourceShortage, "keyhole: "+msgAuditSessionRefused)
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		_ = ss.log(audit.Event{Event: audit.SessionEnd, Reason: "channel not accepted"})
+		return
+	}
+	ss.ch = ch
 	exit := ss.serve(ctx, reqs)
 	end := audit.Event{Event: audit.SessionEnd}
 	if exit >= 0 {
@@ -89,7 +101,13 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 	ss.log(end)
 }
 
-func (ss *session) log(e audit.Event) {
+// msgAuditSessionRefused is what a client is told when its session cannot
+// start because the audit log cannot be written.
+const msgAuditSessionRefused = "audit log unwritable, session refused"
+
+// log writes one line of the session with its identity fields. An error
+// means the line is not in the audit log: what it records must not happen.
+func (ss *session) log(e audit.Event) error {
 	ss.mu.Lock()
 	b := ss.base
 	ss.mu.Unlock()
@@ -100,7 +118,7 @@ func (ss *session) log(e audit.Event) {
 	b.Exit = e.Exit
 	b.Transport = e.Transport
 	b.ScriptSHA256 = e.ScriptSHA256
-	ss.s.cfg.Audit.Log(b)
+	return ss.s.cfg.Audit.Log(b)
 }
 
 // serve answers the channel's requests until a script has run or the
@@ -128,8 +146,11 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 			}
 			switch req.Type {
 			case "pty-req":
+				if err := ss.log(audit.Event{Event: audit.RequestGranted, Request: req.Type, Reason: "acknowledged without a terminal"}); err != nil {
+					_ = req.Reply(false, nil) // not granted when it cannot be recorded
+					continue
+				}
 				ss.pty = true
-				ss.log(audit.Event{Event: audit.RequestGranted, Request: req.Type, Reason: "acknowledged without a terminal"})
 				_ = req.Reply(true, nil)
 			case "window-change":
 				if ss.pty {

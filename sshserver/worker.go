@@ -8,8 +8,10 @@ package sshserver
 //
 // Goroutines of one run: the session's script goroutine (runWorker: owns
 // the timers and decides the end), one writing the Start message, one
-// reading the worker's messages (owns the counters until it finishes), one
-// draining stderr, and one waiting for the process. runWorker returns only
+// reading the worker's messages (owns the counters until it finishes, and
+// writes a Confirm for each AuditSync once its line is written; Start and
+// Confirms share one workerproto.Writer), one draining stderr, and one
+// waiting for the process. runWorker returns only
 // after the reader has seen the end of the pipe, so every audit event the
 // worker sent is logged before the session's end is.
 
@@ -205,15 +207,18 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink sc
 	pid := w.cmd.Process.Pid
 	log.WithField("pid", pid).Debug("worker started")
 
+	// The Start message and every Confirm go through one writer, so
+	// frames never interleave on the worker's stdin.
+	in := workerproto.NewWriter(w.stdin)
 	go func() {
 		// A worker that dies before reading it makes this fail; its exit
 		// says why.
-		_ = workerproto.NewWriter(w.stdin).WriteJSON(workerproto.TypeStart, st)
+		_ = in.WriteJSON(workerproto.TypeStart, st)
 	}()
 	stdinOnce := sync.OnceFunc(func() { _ = w.stdin.Close() })
 	defer stdinOnce()
 
-	rd := &workerReader{ss: ss, sink: sink, maxOutput: lim.MaxOutput, template: st.Event}
+	rd := &workerReader{ss: ss, sink: sink, maxOutput: lim.MaxOutput, template: st.Event, confirm: in}
 	readDone := make(chan struct{})
 	go func() { defer close(readDone); rd.run(w.stdout) }()
 	var stderr bytes.Buffer
@@ -228,28 +233,24 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink sc
 	defer poll.Stop()
 	baseRSS := w.rss()
 	var (
-		killed   *scriptEnd // why the server killed the worker, if it did
-		cancelC  <-chan time.Time
-		sessionX bool // the session ended first
-		waitErr  error
-		exited   bool
-		ctxDone  = ctx.Done()
-		readC    = (<-chan struct{})(readDone)
+		ev      workerEvents
+		cancelC <-chan time.Time
+		ctxDone = ctx.Done()
+		readC   = (<-chan struct{})(readDone)
 	)
+	// kill records why the server stops the worker and stops it, unless
+	// it has already been waited for (its group id may be reused then).
 	kill := func(why *scriptEnd) {
-		if exited {
-			return
+		ev.serverKill(why)
+		if !ev.exited {
+			w.kill()
 		}
-		if killed == nil {
-			killed = why
-		}
-		w.kill()
 	}
-	for !exited || readC != nil {
+	for !ev.exited || readC != nil {
 		select {
 		case <-ctxDone:
 			ctxDone = nil
-			sessionX = true
+			ev.sessionEnded = true
 			stdinOnce() // asks the worker to stop the script
 			cancelC = time.After(cancelGrace)
 		case <-cancelC:
@@ -259,7 +260,7 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink sc
 			kill(endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
 				fmt.Sprintf("wall-clock limit of %s exceeded (worker stopped by the server)", lim.MaxWall)))
 		case <-poll.C:
-			if lim.MaxMemory <= 0 || exited {
+			if lim.MaxMemory <= 0 || ev.exited {
 				continue
 			}
 			if rss := w.rss(); rss > 0 && rss-max(baseRSS, 0) > lim.MaxMemory {
@@ -268,15 +269,18 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink sc
 			}
 		case <-readC:
 			readC = nil
+			ev.read(rd)
 			if rd.protoErr != nil {
 				log.WithError(rd.protoErr).Error("worker protocol error")
-				kill(endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "worker protocol error"))
-			} else if rd.overOutput {
-				kill(endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
-					fmt.Sprintf("output limit of %d bytes exceeded", lim.MaxOutput)))
 			}
-		case waitErr = <-waitDone:
-			exited = true
+			if rd.auditErr != nil {
+				log.WithError(rd.auditErr).Warn("audit line not written: worker stopped, session ends")
+			}
+			if ev.broken() && !ev.exited {
+				w.kill() // nothing more it says is believed
+			}
+		case err := <-waitDone:
+			ev.exited, ev.waitErr = true, err
 			stdinOnce()
 			if readC != nil {
 				// Whatever the worker wrote is in the pipe; a descendant
@@ -299,22 +303,71 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink sc
 		<-errDone
 	}
 
-	end := rd.result
-	switch {
-	case end != nil && killed == nil:
-	case killed != nil:
-		end = killed
-	case sessionX:
-		end = endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "session ended")
-	default:
-		end = crashEnd(waitErr, stderr.String(), lim)
-	}
-	if rd.result == nil {
-		log.WithFields(map[string]any{"pid": pid, "exit": fmt.Sprint(waitErr), "stderr": tail(stderr.String(), 2048)}).
+	end := ev.end(stderr.String(), lim)
+	if ev.result == nil {
+		log.WithFields(map[string]any{"pid": pid, "exit": fmt.Sprint(ev.waitErr), "stderr": tail(stderr.String(), 2048)}).
 			Warn("worker ended without a result")
 	}
 	end.Allowed, end.Denied = rd.allowed, rd.denied
 	return end
+}
+
+// workerEvents records everything that happened to one worker, in
+// whatever order it happened: its result, a broken protocol, output past
+// its cap, a decision line the server could not write, a kill by the
+// server (a limit, the session's end), the session ending, the process's
+// exit. end decides the script's end once, from all of it. It is owned by
+// runWorker's goroutine.
+type workerEvents struct {
+	result       *scriptEnd // the worker's Result message
+	protoErr     error      // the worker broke the protocol
+	auditErr     *auditFailure
+	overOutput   bool       // the worker printed past MaxOutput
+	killed       *scriptEnd // why the server killed the worker, first reason
+	sessionEnded bool       // the session ended while the worker ran
+	exited       bool       // the process has been waited for
+	waitErr      error      // its exit status
+}
+
+// read records what the reader saw, once it has finished.
+func (ev *workerEvents) read(rd *workerReader) {
+	ev.result, ev.protoErr, ev.auditErr, ev.overOutput = rd.result, rd.protoErr, rd.auditErr, rd.overOutput
+}
+
+// broken reports whether the worker must be stopped for what it sent, or
+// for a line that could not be written.
+func (ev *workerEvents) broken() bool {
+	return ev.protoErr != nil || ev.auditErr != nil || ev.overOutput
+}
+
+func (ev *workerEvents) serverKill(why *scriptEnd) {
+	if ev.killed == nil && !ev.exited {
+		ev.killed = why
+	}
+}
+
+// end decides how the script ended. A line that could not be written and
+// a broken protocol win over anything the worker claimed, its result
+// included; then output past its cap; then a kill by the server; then the
+// worker's result; then the session's end; and a worker that left no
+// result otherwise crashed.
+func (ev *workerEvents) end(stderr string, lim workerproto.Limits) *scriptEnd {
+	switch {
+	case ev.auditErr != nil:
+		return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, ev.auditErr.message())
+	case ev.protoErr != nil:
+		return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "worker protocol error")
+	case ev.overOutput:
+		return endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+			fmt.Sprintf("output limit of %d bytes exceeded", lim.MaxOutput))
+	case ev.killed != nil:
+		return ev.killed
+	case ev.result != nil:
+		return ev.result
+	case ev.sessionEnded:
+		return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "session ended")
+	}
+	return crashEnd(ev.waitErr, stderr, lim)
 }
 
 // crashEnd names the end of a worker that sent no result and was not
@@ -357,18 +410,39 @@ type workerReader struct {
 	sink      scriptSink
 	template  audit.Event
 	maxOutput int64
+	confirm   *workerproto.Writer // the worker's stdin, for Confirm messages
 
 	output     int64
 	allowed    int
 	denied     int
 	result     *scriptEnd
 	protoErr   error
+	auditErr   *auditFailure
 	overOutput bool
+}
+
+// auditFailure is a decision line the server could not write.
+type auditFailure struct {
+	action, resource string
+	err              error
+}
+
+func (a *auditFailure) Error() string {
+	return fmt.Sprintf("sshserver: audit %s %s: %v", a.action, a.resource, a.err)
+}
+
+// message is what the client is told: the operation did not happen.
+func (a *auditFailure) message() string {
+	return "audit log unwritable, " + a.action + " " + a.resource + " not performed"
 }
 
 // run reads messages until the pipe ends or the worker breaks the
 // protocol. A worker that breaks it is killed and nothing more it says is
-// believed; what it sent before is logged.
+// believed; what it sent before is logged. Messages are handled in order,
+// and a decision line that cannot be written ends the reading too: nothing
+// the worker sent after it (a print of what it read, its result) is
+// forwarded. An AuditSync message is confirmed only once its line is
+// written; the worker's operation waits for that.
 func (rd *workerReader) run(r io.Reader) {
 	fr := workerproto.NewReader(r, workerproto.DefaultMaxFrame)
 	for {
@@ -384,10 +458,19 @@ func (rd *workerReader) run(r io.Reader) {
 			return
 		}
 		switch typ {
-		case workerproto.TypeAudit:
+		case workerproto.TypeAudit, workerproto.TypeAuditSync:
 			if err := rd.audit(p); err != nil {
-				rd.protoErr = err
+				if af, ok := err.(*auditFailure); ok {
+					rd.auditErr = af
+				} else {
+					rd.protoErr = err
+				}
 				return
+			}
+			if typ == workerproto.TypeAuditSync {
+				// A worker that has stopped reading its stdin finds out
+				// when it is killed; its operation waits until then.
+				_ = rd.confirm.WriteRaw(workerproto.TypeConfirm, nil)
 			}
 		case workerproto.TypePrint:
 			rd.output += int64(len(p))
@@ -420,9 +503,9 @@ func (rd *workerReader) run(r io.Reader) {
 }
 
 // audit logs one decision event the worker reported. Only the fields the
-// operation decides (action, resource, decision, policies, reason) come
-// from the worker; who, where, when and under which policy come from the
-// session.
+// operation decides (action, resource, argv, decision, policies, reason)
+// come from the worker; who, where, when and under which policy come from
+// the session. A line the audit log refused is an *auditFailure.
 func (rd *workerReader) audit(p []byte) error {
 	var e audit.Event
 	if err := workerproto.Decode(workerproto.TypeAudit, p, &e); err != nil {
@@ -444,10 +527,13 @@ func (rd *workerReader) audit(p []byte) error {
 	out.Event = audit.Decision
 	out.Action = e.Action
 	out.Resource = e.Resource
+	out.Argv = e.Argv
 	out.Decision = e.Decision
 	out.Policies = e.Policies
 	out.Reason = e.Reason
-	rd.ss.s.cfg.Audit.Log(out)
+	if err := rd.ss.s.cfg.Audit.Log(out); err != nil {
+		return &auditFailure{action: e.Action, resource: e.Resource, err: err}
+	}
 	if rd.sink.decision != nil {
 		rd.sink.decision(out)
 	}

@@ -78,6 +78,12 @@ func (r *run) catch(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 		return nil, err
 	}
 	if e := fromHostError(err); e != nil {
+		if e.Kind == KindInternal {
+			// An operation whose audit line could not be written: the
+			// script ends, whatever it catches.
+			r.cancel(e)
+			return nil, err
+		}
 		return starlark.Tuple{starlark.None, errorValue(e)}, nil
 	}
 	return nil, err

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/keyhole-dev/keyhole/audit"
@@ -27,10 +28,12 @@ import (
 // The policy is rebuilt from the Start message's files with
 // authz.LoadFiles and must have the version the server named; a pooled
 // worker may have been sent that version's files before, in a Preload
-// message, and then uses the set it loaded while idle. End of input
-// after the Start message cancels the script, as the end of a session
-// does. Each audit event is written to out before the operation it records
-// acts; when it cannot be written, the operation does not happen.
+// message, and then uses the set it loaded while idle. After the Start
+// message only Confirm messages may come; end of input, or anything else,
+// cancels the script, as the end of a session does. Each audit event is
+// written to out before the operation it records acts, and one whose
+// operation changes the host waits for its Confirm; when it cannot be
+// written or is not confirmed, the operation does not happen.
 //
 // ServeWorker changes nothing process-wide; WorkerMain also applies the
 // memory and stack limits to the process.
@@ -65,13 +68,25 @@ func serveWorker(in io.Reader, out io.Writer, apply func(workerproto.Limits) err
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	ap := &auditPipe{w: w, ctx: ctx, confirmed: make(chan struct{}, 1)}
 	go func() {
-		// Anything after the Start message, or its end, stops the script.
-		_, _, _ = r.Next()
-		cancel()
+		// After the Start message only Confirm messages come, one per
+		// AuditSync; anything else, or the end of input, stops the script.
+		defer cancel()
+		for {
+			typ, p, err := r.Next()
+			if err != nil || typ != workerproto.TypeConfirm || len(p) != 0 {
+				return
+			}
+			select {
+			case ap.confirmed <- struct{}{}:
+			default:
+				return // a second Confirm for one AuditSync
+			}
+		}
 	}()
 
-	res := workerRun(ctx, &st, pre, w, t0, apply)
+	res := workerRun(ctx, &st, pre, w, ap, t0, apply)
 	if err := w.WriteJSON(workerproto.TypeResult, res); err != nil {
 		return fmt.Errorf("starlarkrt: worker: %w", err)
 	}
@@ -80,7 +95,7 @@ func serveWorker(in io.Reader, out io.Writer, apply func(workerproto.Limits) err
 
 // workerRun runs st's script and returns its Result message. pre is the
 // preloaded policy set, or nil.
-func workerRun(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *workerproto.Writer, t0 time.Time, apply func(workerproto.Limits) error) *workerproto.Result {
+func workerRun(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *workerproto.Writer, ap *auditPipe, t0 time.Time, apply func(workerproto.Limits) error) *workerproto.Result {
 	fail := func(kind, msg string) *workerproto.Result {
 		return &workerproto.Result{Exit: exitFor(kind), Error: &workerproto.Error{Kind: kind, Message: msg}}
 	}
@@ -107,7 +122,7 @@ func workerRun(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet,
 		Policy:         policy,
 		Principal:      st.Principal,
 		Context:        st.Context,
-		Audit:          auditPipe{w},
+		Audit:          ap,
 		Event:          st.Event,
 		Clock:          clock,
 		MaxReadBytes:   st.Limits.MaxReadBytes,
@@ -169,21 +184,47 @@ func decodeArgs(raw json.RawMessage) (map[string]any, error) {
 	return args, nil
 }
 
-// auditPipe sends each audit event to the server. An event that cannot be
-// sent stops the operation it belongs to: hostops logs before it acts, so
-// the panic unwinds through it before anything happens, and Run turns it
-// into an INTERNAL result.
-type auditPipe struct{ w *workerproto.Writer }
+// auditPipe sends each audit event to the server. A decision whose
+// operation changes the host (hostops.Acts) is sent as AuditSync, and Log
+// returns only once the server has confirmed the line is written; others
+// are sent as Audit, and the server, which handles messages in order,
+// forwards nothing after a line it could not write. An event that cannot
+// be sent or is not confirmed is an error: hostops logs before it acts, so
+// the operation does not happen and the script ends INTERNAL.
+type auditPipe struct {
+	w   *workerproto.Writer
+	ctx context.Context // ends when stdin ends: no Confirm can come
+	// confirmed gets one value per Confirm message; mu keeps one
+	// AuditSync outstanding at a time, so a Confirm answers the one sent.
+	confirmed chan struct{}
+	mu        sync.Mutex
+}
 
-func (a auditPipe) Log(e audit.Event) {
+func (a *auditPipe) Log(e audit.Event) error {
 	// The bytes WriteJSON would send, without reflection: one event per
 	// host operation.
 	p, err := e.AppendJSON(make([]byte, 0, 512))
-	if err == nil {
-		err = a.w.WriteRaw(workerproto.TypeAudit, p)
-	}
 	if err != nil {
-		panic(fmt.Sprintf("audit event not delivered, operation stopped: %v", err))
+		return fmt.Errorf("starlarkrt: worker: audit event: %w", err)
+	}
+	if !hostops.Acts(e) {
+		return a.w.WriteRaw(workerproto.TypeAudit, p)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.w.WriteRaw(workerproto.TypeAuditSync, p); err != nil {
+		return err
+	}
+	select {
+	case <-a.confirmed:
+		return nil
+	case <-a.ctx.Done():
+		select {
+		case <-a.confirmed: // confirmed just before the end of input
+			return nil
+		default:
+		}
+		return errors.New("starlarkrt: worker: audit line not confirmed by the server")
 	}
 }
 

@@ -15,21 +15,27 @@ import (
 )
 
 // serve runs ServeWorker on a Start message and returns the messages it
-// wrote, by type.
+// wrote, by type. It confirms every AuditSync message, as the server does
+// once the line is written.
 func serve(t *testing.T, st *workerproto.Start) (prints []string, events []audit.Event, res *workerproto.Result) {
 	t.Helper()
-	var in, out bytes.Buffer
+	var in bytes.Buffer
 	if err := workerproto.NewWriter(&in).WriteJSON(workerproto.TypeStart, st); err != nil {
 		t.Fatal(err)
 	}
-	// The server keeps stdin open while the script runs; a pipe that is
-	// never closed stands in for it.
+	// The server keeps stdin open while the script runs, and writes a
+	// Confirm to it for each AuditSync.
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	if err := starlarkrt.ServeWorker(io.MultiReader(&in, pr), &out); err != nil {
-		t.Fatal(err)
-	}
-	r := workerproto.NewReader(&out, 0)
+	confirm := workerproto.NewWriter(pw)
+	or, ow := io.Pipe()
+	served := make(chan error, 1)
+	go func() {
+		err := starlarkrt.ServeWorker(io.MultiReader(&in, pr), ow)
+		ow.Close()
+		served <- err
+	}()
+	r := workerproto.NewReader(or, 0)
 	for {
 		typ, p, err := r.Next()
 		if err == io.EOF {
@@ -41,6 +47,9 @@ func serve(t *testing.T, st *workerproto.Start) (prints []string, events []audit
 		switch typ {
 		case workerproto.TypePrint:
 			prints = append(prints, string(p))
+		case workerproto.TypeAuditSync:
+			go func() { _ = confirm.WriteRaw(workerproto.TypeConfirm, nil) }()
+			fallthrough
 		case workerproto.TypeAudit:
 			var e audit.Event
 			if err := workerproto.Decode(typ, p, &e); err != nil {
@@ -56,6 +65,9 @@ func serve(t *testing.T, st *workerproto.Start) (prints []string, events []audit
 				t.Fatal(err)
 			}
 		}
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
 	}
 	if res == nil {
 		t.Fatal("no result")

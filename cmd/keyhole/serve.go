@@ -145,6 +145,13 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 	}
 	log := logrus.New()
 	log.SetOutput(stderr)
+	aw.Notify(func(err error) {
+		if err != nil {
+			log.WithError(err).Error("audit log unwritable: operations stopped, new sessions refused")
+		} else {
+			log.Info("audit log writable again")
+		}
+	})
 	store, err := authz.NewStore(cfg.PolicyDir, ps, authz.StoreOptions{Audit: aw, Log: log})
 	if err != nil {
 		aw.Close()

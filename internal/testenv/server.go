@@ -54,6 +54,9 @@ type Options struct {
 	WorkerPool int
 	// ServiceManager is Config.ServiceManager.
 	ServiceManager []string
+	// AuditPath is where the audit log is written; "" means audit.log in
+	// the test's directory.
+	AuditPath string
 }
 
 // Start builds keys with ssh-keygen, writes the sandbox and policies and
@@ -96,9 +99,21 @@ func Start(t testing.TB, opts Options) *Env {
 	}
 	e.HostKey = hostSigner.PublicKey()
 	e.AuditPath = filepath.Join(real, "audit.log")
+	if opts.AuditPath != "" {
+		e.AuditPath = opts.AuditPath
+	}
 	aw, err := audit.Open(e.AuditPath)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opts.Log != nil {
+		aw.Notify(func(err error) {
+			if err != nil {
+				opts.Log.WithError(err).Error("audit log unwritable: operations stopped, new sessions refused")
+			} else {
+				opts.Log.Info("audit log writable again")
+			}
+		})
 	}
 	worker := opts.Worker
 	if worker == nil {

@@ -9,6 +9,21 @@
 // each Audit message before the operation it records acts, and ends with
 // exactly one Result message.
 //
+// Audit fails closed across the pipe (DESIGN.md, invariant 5):
+//   - A decision whose operation changes the host (hostops.Acts: an allowed
+//     write, create, delete, mkdir, rename, chmod, exec, service start,
+//     stop, restart or reload) goes as an AuditSync message, and the worker
+//     waits for a Confirm message on its stdin before the operation acts.
+//     The server sends Confirm only after the line is in the audit log. One
+//     AuditSync is outstanding at a time; a Confirm nobody waits for, any
+//     other message after the Start, or the end of stdin cancels the script,
+//     and an operation still waiting does not act.
+//   - Every other decision (reads, stats, lists, denials, queries) goes as
+//     an Audit message, with no round trip. The server handles the worker's
+//     messages in order: when it cannot write a line, it kills the worker
+//     and forwards nothing the worker sent after that message (no print, no
+//     result), so what the operation read never leaves the worker.
+//
 // A frame is a 4-byte big-endian payload length, a 1-byte message type and
 // the payload. Print payloads are the raw bytes the script printed (they
 // need not be UTF-8); every other payload is one JSON object, decoded

@@ -87,7 +87,7 @@ func (r *Reader) Next() (Type, []byte, error) {
 	}
 	n := binary.BigEndian.Uint32(h[:])
 	t := Type(h[4])
-	if t < TypeStart || t > TypePreload {
+	if t < TypeStart || t > typeLast {
 		return 0, nil, fmt.Errorf("workerproto: unknown frame type %d", h[4])
 	}
 	if uint64(n) > uint64(r.max) {

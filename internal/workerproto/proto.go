@@ -17,6 +17,15 @@ const (
 	TypeAudit  Type = 2 // worker → server: audit.Event, JSON
 	TypePrint  Type = 3 // worker → server: raw bytes of one print call
 	TypeResult Type = 4 // worker → server: *Result, JSON
+	// TypeAuditSync is an Audit message whose operation acts on the host
+	// once the line is written (hostops.Acts): the worker waits for the
+	// server's Confirm before the operation acts.
+	TypeAuditSync Type = 6 // worker → server: audit.Event, JSON
+	// TypeConfirm tells the worker that the line of its last AuditSync
+	// message is in the audit log. Its payload is empty.
+	TypeConfirm Type = 7 // server → worker: empty
+
+	typeLast = TypeConfirm
 )
 
 func (t Type) String() string {
@@ -31,6 +40,10 @@ func (t Type) String() string {
 		return "result"
 	case TypePreload:
 		return "preload"
+	case TypeAuditSync:
+		return "audit-sync"
+	case TypeConfirm:
+		return "confirm"
 	}
 	return "unknown"
 }
