@@ -93,6 +93,7 @@ type Server struct {
 	srv      *gliderssh.Server
 	startups *startups
 	open     *openSessions
+	refusals *refusals // rate-limits the audit lines of refused connections
 
 	mu       sync.Mutex
 	sessions sync.WaitGroup
@@ -133,6 +134,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, startups: newStartups(cfg.Limits.MaxStartups, cfg.Limits.MaxStartupsPerSource),
 		open: newOpenSessions(cfg.Limits.MaxSessions, cfg.Limits.MaxSessionsPerUser)}
+	s.refusals = newRefusals(cfg.Audit, cfg.Clock)
 	s.pool = workerPool{s: s, size: max(cfg.WorkerPool, 0)}
 	if cfg.WorkerPool == 0 {
 		s.pool.size = DefaultWorkerPool
@@ -176,6 +178,7 @@ func (s *Server) Serve(l net.Listener) error {
 // sessions' final audit lines.
 func (s *Server) Close() error {
 	err := s.srv.Close()
+	s.refusals.close()
 	s.sessions.Wait()
 	s.pool.close()
 	return err
@@ -207,11 +210,8 @@ func (s *Server) publicKey(conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh
 				reason += ": " + re.Detail
 			}
 		}
-		s.cfg.Audit.Log(audit.Event{
-			Time:        s.cfg.Clock(),
-			Event:       audit.AuthRefused,
+		s.refuseConn(conn.RemoteAddr(), audit.Event{
 			Role:        conn.User(),
-			Source:      hostOf(conn.RemoteAddr()),
 			Fingerprint: userKeyFingerprint(key),
 			Reason:      reason,
 		})
@@ -247,13 +247,11 @@ func identityOf(conn *gossh.ServerConn) (*keys.Identity, bool) {
 func (s *Server) connCallback(ctx gliderssh.Context, c net.Conn) net.Conn {
 	release, reason := s.startups.acquire(addrOf(c.RemoteAddr()))
 	if release == nil {
-		s.cfg.Audit.Log(audit.Event{Time: s.cfg.Clock(), Event: audit.AuthRefused,
-			Source: hostOf(c.RemoteAddr()), Reason: reason})
+		s.refuseConn(c.RemoteAddr(), audit.Event{Reason: reason})
 		return nil // gliderlabs closes c
 	}
 	g := newGraceConn(quickAckConn(c), s.cfg.Limits.LoginGrace, func() {
-		s.cfg.Audit.Log(audit.Event{Time: s.cfg.Clock(), Event: audit.AuthRefused,
-			Source: hostOf(c.RemoteAddr()), Reason: "login grace time exceeded"})
+		s.refuseConn(c.RemoteAddr(), audit.Event{Reason: "login grace time exceeded"})
 	}, release)
 	ctx.SetValue(graceKey{}, g)
 	if s.cfg.Limits.IdleTimeout > 0 {
@@ -276,6 +274,16 @@ func (s *Server) refuseGlobal(ctx gliderssh.Context, _ *gliderssh.Server, req *g
 	conn, _ := ctx.Value(gliderssh.ContextKeyConn).(*gossh.ServerConn)
 	s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: req.Type, Reason: "global request not allowed"})
 	return false, nil
+}
+
+// refuseConn writes the auth.refused line e of a connection from src that
+// is refused before it has authenticated, rate-limited per source
+// (refusals.go).
+func (s *Server) refuseConn(src net.Addr, e audit.Event) {
+	e.Time = s.cfg.Clock()
+	e.Event = audit.AuthRefused
+	e.Source = hostOf(src)
+	s.refusals.log(addrOf(src), e)
 }
 
 // auditConn logs e with the connection's identity filled in.
