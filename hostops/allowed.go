@@ -38,8 +38,7 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 	now := h.now()
 	refuse := func(msg string) (bool, error) {
 		e := &Error{Kind: KindInvalidArgument, Message: "allowed: " + msg, Action: action, Resource: shown}
-		h.log(now, action, shown, false, authz.Decision{}, e.Message)
-		return false, e
+		return false, h.logRefusal(now, action, shown, e)
 	}
 	var (
 		res   authz.Resource
@@ -53,8 +52,7 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		t, err := resolve(target)
 		if err != nil {
 			e := sysError(action, target, err)
-			h.log(now, action, target, false, authz.Decision{}, e.Message)
-			return false, e
+			return false, h.logRefusal(now, action, target, e)
 		}
 		if t.obj != nil {
 			defer t.obj.close()
@@ -68,16 +66,14 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		if msg != "" {
 			if kind != KindInvalidArgument {
 				e := &Error{Kind: kind, Message: actionExec + ": " + msg, Action: action, Resource: shown}
-				h.log(now, action, shown, false, authz.Decision{}, e.Message)
-				return false, e
+				return false, h.logRefusal(now, action, shown, e)
 			}
 			return refuse(msg)
 		}
 		t, err := resolve(name)
 		if err != nil {
 			e := sysError(action, name, err)
-			h.log(now, action, name, false, authz.Decision{}, e.Message)
-			return false, e
+			return false, h.logRefusal(now, action, name, e)
 		}
 		if t.obj != nil {
 			defer t.obj.close()
@@ -93,7 +89,9 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		return refuse("unknown action " + strconv.Quote(action))
 	}
 	allow, dec, reason := query.decide(action, res, now)
-	h.log(now, action, res.Path, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; "))
+	if le := h.log(now, action, res.Path, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; ")); le != nil {
+		return false, le
+	}
 	return allow, nil
 }
 

@@ -81,8 +81,17 @@ func (h *Host) decide(action string, res authz.Resource, now time.Time) (allow b
 	return dec.Allow && len(dec.Errors) == 0, dec, strings.Join(dec.Errors, "; ")
 }
 
-// log writes the one decision event of an operation.
-func (h *Host) log(now time.Time, action, resource string, allow bool, dec authz.Decision, reason string) {
+// log writes the one decision event of an operation, which it first
+// counts against the script's operation cap (Counters.MaxOperations).
+// Past the cap the event is a deny whose reason is the cap's message, and
+// log returns the LIMIT_EXCEEDED error: the caller must not act, and
+// returns that error.
+func (h *Host) log(now time.Time, action, resource string, allow bool, dec authz.Decision, reason string) *Error {
+	limit := h.Counters.chargeOperation(action, resource)
+	if limit != nil {
+		allow, reason = false, limit.Message
+		dec = authz.Decision{Version: dec.Version}
+	}
 	e := h.Event
 	e.Time = now
 	e.Event = audit.Decision
@@ -97,6 +106,17 @@ func (h *Host) log(now time.Time, action, resource string, allow bool, dec authz
 	e.Reason = reason
 	e.Exit = nil
 	h.Audit.Log(e)
+	return limit
+}
+
+// logRefusal writes the deny event of an operation refused with e before
+// the policy was asked, and returns the error the caller returns: e, or
+// LIMIT_EXCEEDED past the operation cap.
+func (h *Host) logRefusal(now time.Time, action, resource string, e *Error) *Error {
+	if limit := h.log(now, action, resource, false, authz.Decision{}, e.Message); limit != nil {
+		return limit
+	}
+	return e
 }
 
 // deniedError is the ACCESS_DENIED error for a deny decision, in the form

@@ -247,8 +247,7 @@ func (h *Host) beginEntry(op entryOp, path, argMsg string) (*entry, error) {
 	e, err := resolveEntry(trimmed, op.follow)
 	if err != nil {
 		ee := sysError(op.verb, trimmed, err)
-		h.log(now, op.verb, trimmed, false, authz.Decision{}, ee.Message)
-		return nil, ee
+		return nil, h.logRefusal(now, op.verb, trimmed, ee)
 	}
 	e.wantDir = wantDir
 	action := op.action(&e)
@@ -272,7 +271,9 @@ func (h *Host) beginEntry(op entryOp, path, argMsg string) (*entry, error) {
 	if allow && ee != nil {
 		reason = ee.Message
 	}
-	h.log(now, action, e.path, allow, dec, reason)
+	if le := h.log(now, action, e.path, allow, dec, reason); le != nil {
+		ee = le // past the operation cap: not performed
+	}
 	if ee != nil {
 		e.close()
 		return nil, ee
@@ -288,8 +289,7 @@ func (h *Host) refuse(now time.Time, action, path, msg string) *Error {
 		shown = shown[:maxShown] + "..."
 	}
 	e := &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shown}
-	h.log(now, action, shown, false, authz.Decision{}, e.Message)
-	return e
+	return h.logRefusal(now, action, shown, e)
 }
 
 // still reports whether the entry's name holds what was authorized: the

@@ -97,8 +97,7 @@ func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecR
 	now := h.now()
 	refuse := func(kind, msg string) (ExecResult, error) {
 		e := &Error{Kind: kind, Message: actionExec + ": " + msg, Action: actionExec, Resource: shownArg0(argv)}
-		h.log(now, actionExec, e.Resource, false, authz.Decision{}, e.Message)
-		return ExecResult{}, e
+		return ExecResult{}, h.logRefusal(now, actionExec, e.Resource, e)
 	}
 	if msg := checkArgv(argv); msg != "" {
 		return refuse(KindInvalidArgument, msg)
@@ -111,8 +110,7 @@ func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecR
 	t, err := resolve(name)
 	if err != nil {
 		e := sysError(actionExec, name, err)
-		h.log(now, actionExec, name, false, authz.Decision{}, e.Message)
-		return ExecResult{}, e
+		return ExecResult{}, h.logRefusal(now, actionExec, name, e)
 	}
 	c := *h // the request's context, with this vector in it
 	c.Context.Argv, c.Context.Args = JoinArgv(vec), vec[1:]
@@ -131,7 +129,9 @@ func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecR
 	if allow && e != nil {
 		reason = e.Message
 	}
-	h.log(now, actionExec, t.name, allow, dec, reason)
+	if le := h.log(now, actionExec, t.name, allow, dec, reason); le != nil {
+		e = le // past the operation cap: not run
+	}
 	if e != nil {
 		if t.obj != nil {
 			t.obj.close()

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/keyhole-dev/keyhole/authz"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,14 +38,12 @@ func (h *Host) begin(action, path string, refuse refusal) (*pinned, error) {
 			shown = shown[:maxShown] + "..."
 		}
 		e := &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shown}
-		h.log(now, action, shown, false, authz.Decision{}, e.Message)
-		return nil, e
+		return nil, h.logRefusal(now, action, shown, e)
 	}
 	t, err := resolve(path)
 	if err != nil {
 		e := sysError(action, path, err)
-		h.log(now, action, path, false, authz.Decision{}, e.Message)
-		return nil, e
+		return nil, h.logRefusal(now, action, path, e)
 	}
 	allow, dec, reason := h.decide(action, resourceOf(t), now)
 	var e *Error
@@ -63,7 +60,9 @@ func (h *Host) begin(action, path string, refuse refusal) (*pinned, error) {
 	if allow && e != nil {
 		reason = e.Message
 	}
-	h.log(now, action, t.name, allow, dec, reason)
+	if le := h.log(now, action, t.name, allow, dec, reason); le != nil {
+		e = le // past the operation cap: not performed
+	}
 	if e != nil {
 		if t.obj != nil {
 			t.obj.close()

@@ -77,8 +77,7 @@ func (h *Host) Service(ctx context.Context, action, name string, opts ExecOption
 	}
 	if msg != "" {
 		e := &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shown}
-		h.log(now, action, shown, false, authz.Decision{}, e.Message)
-		return res, e
+		return res, h.logRefusal(now, action, shown, e)
 	}
 	allow, dec, reason := h.decide(action, authz.Resource{Kind: authz.KindService, Path: name}, now)
 	var (
@@ -94,7 +93,12 @@ func (h *Host) Service(ctx context.Context, action, name string, opts ExecOption
 			reason = e.Message
 		}
 	}
-	h.log(now, action, name, allow, dec, reason)
+	if le := h.log(now, action, name, allow, dec, reason); le != nil {
+		if prog != nil {
+			prog.close()
+		}
+		return res, le // past the operation cap: not run
+	}
 	if e != nil {
 		return res, e
 	}

@@ -2,12 +2,15 @@ package sshserver_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/keyhole-dev/keyhole/internal/testenv"
 	"github.com/keyhole-dev/keyhole/sshserver"
+	"github.com/keyhole-dev/keyhole/starlarkrt"
 )
 
 // TestUnauthenticatedFloodBoundedAudit floods the server for a few seconds
@@ -48,4 +51,50 @@ func TestUnauthenticatedFloodBoundedAudit(t *testing.T) {
 	if fi, err := os.Stat(e.AuditPath); err == nil {
 		t.Logf("audit log: %d bytes", fi.Size())
 	}
+}
+
+// TestMaxOperations: a logged-in principal cannot flood the audit log
+// from a script: past Limits.MaxOperations decisions (allowed() queries
+// and denied operations count too) the script ends with LIMIT_EXCEEDED
+// (124), which catch does not catch, and the audit log holds one line per
+// decision up to the cap plus the deny of the one past it.
+func TestMaxOperations(t *testing.T) {
+	t.Parallel()
+	testenv.NeedBinary(t, "ssh")
+	const max = 50
+	e := startEnv(t, sshserver.Limits{MaxOperations: max})
+	app := e.Sandbox + "/logs/app.log"
+	for _, tc := range []struct{ name, script string }{
+		{"allowed", fmt.Sprintf(`for i in range(2000000): allowed("read", %q)`, app)},
+		{"caught", fmt.Sprintf(`for i in range(2000000): catch(fs.read, %q)`, e.Sandbox+"/secrets/token")},
+		{"denied-allowed", fmt.Sprintf(`for i in range(2000000): allowed("read", %q)`, e.Sandbox+"/secrets/token")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := e.SSH(t, "logs", tc.script)
+			if res.Exit != 124 || !strings.Contains(res.Stderr, "LIMIT_EXCEEDED: read ") ||
+				!strings.Contains(res.Stderr, "operation limit of 50 is exceeded") {
+				t.Fatalf("exit %d stderr %q, want 124 and the operation limit", res.Exit, res.Stderr)
+			}
+			over := e.WaitAudit(t, func(ev map[string]any) bool {
+				return ev["event"] == "decision" && ev["script_sha256"] == starlarkrt.ScriptSHA256(tc.script) &&
+					strings.Contains(fmt.Sprint(ev["reason"]), "operation limit")
+			})
+			e.WaitAudit(t, func(ev map[string]any) bool {
+				return ev["event"] == "session.end" && ev["session"] == over["session"]
+			})
+			decisions, denies := 0, 0
+			for _, ev := range e.Audit(t) {
+				if ev["event"] == "decision" && ev["session"] == over["session"] {
+					decisions++
+					if strings.Contains(fmt.Sprint(ev["reason"]), "operation limit") {
+						denies++
+					}
+				}
+			}
+			if decisions != max+1 || denies != 1 || over["decision"] != "deny" {
+				t.Errorf("%d decision lines (%d past the cap), want %d (1, a deny)", decisions, denies, max+1)
+			}
+		})
+	}
+	stillServes(t, e)
 }

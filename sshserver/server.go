@@ -50,7 +50,16 @@ type Limits struct {
 	// MaxExecOutput caps the bytes of stdout and of stderr each kept from
 	// one program a script runs; 0 means hostops.DefaultMaxExecOutput.
 	MaxExecOutput int64
+	// MaxOperations caps the decisions one script's operations make (each
+	// an audit line: allowed or denied, allowed() included); past it the
+	// script ends with LIMIT_EXCEEDED. 0 means DefaultMaxOperations.
+	MaxOperations int64
 }
+
+// DefaultMaxOperations is the default cap on the decisions of one script:
+// far more than a script that does real work makes, and about 10 MB of
+// audit log at most.
+const DefaultMaxOperations = 100_000
 
 // DefaultMaxScript is the default cap on a script read from stdin.
 const DefaultMaxScript = 1 << 20
@@ -129,8 +138,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Limits.LoginGrace == 0 {
 		cfg.Limits.LoginGrace = 30 * time.Second
 	}
-	if cfg.Limits.MaxSessions < 0 || cfg.Limits.MaxSessionsPerUser < 0 || cfg.Limits.MaxRead < 0 || cfg.Limits.MaxWrite < 0 {
-		return nil, errors.New("sshserver: session and byte limits must not be negative")
+	if cfg.Limits.MaxSessions < 0 || cfg.Limits.MaxSessionsPerUser < 0 || cfg.Limits.MaxRead < 0 || cfg.Limits.MaxWrite < 0 ||
+		cfg.Limits.MaxOperations < 0 {
+		return nil, errors.New("sshserver: session, byte and operation limits must not be negative")
 	}
 	s := &Server{cfg: cfg, startups: newStartups(cfg.Limits.MaxStartups, cfg.Limits.MaxStartupsPerSource),
 		open: newOpenSessions(cfg.Limits.MaxSessions, cfg.Limits.MaxSessionsPerUser)}

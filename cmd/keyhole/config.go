@@ -43,6 +43,9 @@ type limitsConfig struct {
 	MaxWrite           size `toml:"max_write"`
 	MaxSessions        int  `toml:"max_sessions"`
 	MaxSessionsPerUser int  `toml:"max_sessions_per_user"`
+	// MaxOperations caps the decisions (audit lines) of one script; 0
+	// means sshserver.DefaultMaxOperations.
+	MaxOperations int64 `toml:"max_operations"`
 }
 
 // minMaxMemory is the smallest limits.max_memory accepted: below it no
@@ -166,6 +169,9 @@ func loadConfig(path string) (*config, error) {
 	}
 	if c.Limits.MaxSteps < 0 {
 		return nil, errors.New("config: limits.max_steps must not be negative")
+	}
+	if c.Limits.MaxOperations < 0 {
+		return nil, fmt.Errorf("config %s: limits.max_operations must not be negative", path)
 	}
 	if err := checkIdentityConfig(&c, path); err != nil {
 		return nil, err

@@ -148,6 +148,7 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 			MaxWrite:           cfg.Limits.MaxWrite.Bytes,
 			MaxSessions:        cfg.Limits.MaxSessions,
 			MaxSessionsPerUser: cfg.Limits.MaxSessionsPerUser,
+			MaxOperations:      cfg.Limits.MaxOperations,
 		},
 		ServiceManager: cfg.ServiceManager,
 	})
