@@ -3,10 +3,13 @@ package sshserver_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/keyhole-dev/keyhole/internal/testenv"
 	"github.com/keyhole-dev/keyhole/sshserver"
@@ -93,6 +96,81 @@ func TestMaxOperations(t *testing.T) {
 			}
 			if decisions != max+1 || denies != 1 || over["decision"] != "deny" {
 				t.Errorf("%d decision lines (%d past the cap), want %d (1, a deny)", decisions, denies, max+1)
+			}
+		})
+	}
+	stillServes(t, e)
+}
+
+// TestRefusedRequestsCap: a logged-in client that repeats refused requests
+// gets MaxRefusedRequests audit lines, then one line saying so, and its
+// connection is closed; the server still serves others.
+func TestRefusedRequestsCap(t *testing.T) {
+	t.Parallel()
+	e := startEnv(t, sshserver.Limits{})
+	const tries = 3 * sshserver.MaxRefusedRequests
+	for _, tc := range []struct {
+		name    string
+		request string // as the audit line names it
+		send    func(c *gossh.Client, s *gossh.Session) error
+	}{
+		{"env", "env", func(_ *gossh.Client, s *gossh.Session) error { return s.Setenv("A", "b") }},
+		{"pty-req", "pty-req", func(_ *gossh.Client, s *gossh.Session) error {
+			return s.RequestPty("xterm", 24, 80, gossh.TerminalModes{})
+		}},
+		{"x11", "x11-req", func(_ *gossh.Client, s *gossh.Session) error {
+			_, err := s.SendRequest("x11-req", true, gossh.Marshal(struct {
+				Single        bool
+				Proto, Cookie string
+				Screen        uint32
+			}{false, "MIT-MAGIC-COOKIE-1", "00", 0}))
+			return err
+		}},
+		{"global", "tcpip-forward", func(c *gossh.Client, _ *gossh.Session) error {
+			_, _, err := c.SendRequest("tcpip-forward", true, gossh.Marshal(struct {
+				Addr string
+				Port uint32
+			}{"127.0.0.1", 0}))
+			return err
+		}},
+		{"channel", "channel direct-tcpip", func(c *gossh.Client, _ *gossh.Session) error {
+			ch, _, err := c.OpenChannel("direct-tcpip", nil)
+			if err == nil {
+				ch.Close()
+			}
+			if _, ok := err.(*gossh.OpenChannelError); ok {
+				return nil // refused, connection still up
+			}
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, e, "logs")
+			s, err := c.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := refusedLines(e, t, tc.request)
+			for range tries {
+				if tc.send(c, s) == io.EOF {
+					break
+				}
+			}
+			waited := make(chan error, 1)
+			go func() { waited <- c.Wait() }()
+			select {
+			case <-waited:
+			case <-time.After(10 * time.Second):
+				t.Fatal("connection still open after the refusal cap")
+			}
+			e.WaitAudit(t, func(ev map[string]any) bool {
+				return ev["event"] == "request.refused" && ev["request"] == tc.request &&
+					strings.Contains(fmt.Sprint(ev["reason"]), "too many refused requests")
+			})
+			got := refusedLines(e, t, tc.request) - before
+			// pty-req: the first is acknowledged, the others refused.
+			if want := sshserver.MaxRefusedRequests + 1; got != want {
+				t.Errorf("%d request.refused lines for %d requests, want %d", got, tries, want)
 			}
 		})
 	}

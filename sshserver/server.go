@@ -264,16 +264,21 @@ func (s *Server) connCallback(ctx gliderssh.Context, c net.Conn) net.Conn {
 		s.refuseConn(c.RemoteAddr(), audit.Event{Reason: "login grace time exceeded"})
 	}, release)
 	ctx.SetValue(graceKey{}, g)
+	var inner net.Conn = g
 	if s.cfg.Limits.IdleTimeout > 0 {
 		ic := newIdleConn(g, s.cfg.Limits.IdleTimeout) // idle.go: spares running scripts
 		ctx.SetValue(idleKey{}, ic)
-		return ic
+		inner = ic
 	}
-	return g
+	cs := &connState{Conn: inner} // connections.go
+	ctx.SetValue(connKey{}, cs)
+	return cs
 }
 
-func (s *Server) refuseChannel(_ *gliderssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, _ gliderssh.Context) {
-	s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel " + nc.ChannelType(), Reason: "channel type not allowed"})
+func (s *Server) refuseChannel(_ *gliderssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx gliderssh.Context) {
+	if s.countRefusal(connStateOf(ctx), conn, "channel "+nc.ChannelType()) {
+		s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel " + nc.ChannelType(), Reason: "channel type not allowed"})
+	}
 	_ = nc.Reject(gossh.Prohibited, "keyhole: channel type not allowed")
 }
 
@@ -282,7 +287,9 @@ func (s *Server) refuseGlobal(ctx gliderssh.Context, _ *gliderssh.Server, req *g
 		return false, nil // liveness probe, not a request for anything
 	}
 	conn, _ := ctx.Value(gliderssh.ContextKeyConn).(*gossh.ServerConn)
-	s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: req.Type, Reason: "global request not allowed"})
+	if s.countRefusal(connStateOf(ctx), conn, req.Type) {
+		s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: req.Type, Reason: "global request not allowed"})
+	}
 	return false, nil
 }
 

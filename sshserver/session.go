@@ -30,6 +30,7 @@ type session struct {
 	policy *authz.PolicySet
 	pty    bool
 	idle   *idleConn // the connection's idle timer; nil without IdleTimeout
+	cs     *connState
 
 	mu   sync.Mutex  // guards base: the request loop and the script both log
 	base audit.Event // identity fields of every audit line of the session
@@ -42,14 +43,19 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		return
 	}
 	policy := s.cfg.Policy.Current()
+	cs := connStateOf(ctx)
 	if policy == nil {
-		s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel session", Reason: "no policy loaded"})
+		if s.countRefusal(cs, conn, "channel session") {
+			s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel session", Reason: "no policy loaded"})
+		}
 		_ = nc.Reject(gossh.ResourceShortage, "keyhole: no policy loaded")
 		return
 	}
 	release, reason := s.open.acquire(id.UserID)
 	if release == nil {
-		s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel session", Reason: reason})
+		if s.countRefusal(cs, conn, "channel session") {
+			s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel session", Reason: reason})
+		}
 		_ = nc.Reject(gossh.ResourceShortage, "keyhole: "+reason)
 		return
 	}
@@ -69,6 +75,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		policy: policy,
 	}
 	ss.idle, _ = ctx.Value(idleKey{}).(*idleConn)
+	ss.cs = cs
 	ss.base = audit.Event{
 		Session:       ss.sid,
 		User:          id.UserID,
@@ -122,12 +129,20 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 				}
 				return -1
 			}
+			if req.Type == "keepalive@openssh.com" {
+				_ = req.Reply(false, nil) // liveness probe, not a request for anything
+				continue
+			}
 			if started {
 				ss.refuse(req, "a script is already running in this session")
 				continue
 			}
 			switch req.Type {
 			case "pty-req":
+				if ss.pty {
+					ss.refuse(req, "terminal already acknowledged")
+					continue
+				}
 				ss.pty = true
 				ss.log(audit.Event{Event: audit.RequestGranted, Request: req.Type, Reason: "acknowledged without a terminal"})
 				_ = req.Reply(true, nil)
@@ -173,7 +188,9 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 }
 
 func (ss *session) refuse(req *gossh.Request, reason string) {
-	ss.log(audit.Event{Event: audit.RequestRefused, Request: req.Type, Reason: reason})
+	if ss.s.countRefusal(ss.cs, ss.conn, req.Type) {
+		ss.log(audit.Event{Event: audit.RequestRefused, Request: req.Type, Reason: reason})
+	}
 	if req.WantReply {
 		_ = req.Reply(false, nil)
 	}
