@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,4 +176,70 @@ func TestRefusedRequestsCap(t *testing.T) {
 		})
 	}
 	stillServes(t, e)
+}
+
+// TestIdleSessionChannelFreesSlot: session channels that never ask for
+// exec or a subsystem are closed after the login grace time, with a
+// request.refused line, and their slots are free again: two of them
+// cannot hold max_sessions forever.
+func TestIdleSessionChannelFreesSlot(t *testing.T) {
+	t.Parallel()
+	e := startEnv(t, sshserver.Limits{MaxSessions: 2, LoginGrace: 300 * time.Millisecond})
+	c := dial(t, e, "logs")
+	for range 2 {
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		// A pty-req does not count as asking for a script.
+		if err := s.RequestPty("xterm", 24, 80, gossh.TerminalModes{}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := make(chan error, 1)
+		go func() { _, err := io.Copy(io.Discard, out); closed <- err }()
+		select {
+		case <-closed:
+		case <-time.After(20 * time.Second):
+			t.Fatal("idle session channel still open after the login grace time")
+		}
+	}
+	n := 0
+	for _, ev := range e.Audit(t) {
+		if ev["event"] == "request.refused" && ev["request"] == "channel session" &&
+			ev["reason"] == "no exec or subsystem request within 300ms" && ev["user"] == "agent-7" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d audit lines for idle channels closed, want 2: %v", n, e.Audit(t))
+	}
+	// The slots are free: the same connection runs two scripts at once.
+	e.WaitAudit(t, func(ev map[string]any) bool { return ev["event"] == "session.end" })
+	var outs [2][]byte
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := c.NewSession()
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer s.Close()
+			outs[i], errs[i] = s.Output(`print("in")`)
+		}()
+	}
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil || string(outs[i]) != "in\n" {
+			t.Errorf("session %d after idle channels closed: %q %v", i, outs[i], errs[i])
+		}
+	}
 }

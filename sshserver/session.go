@@ -112,14 +112,28 @@ func (ss *session) log(e audit.Event) {
 
 // serve answers the channel's requests until a script has run or the
 // channel closes. It returns the script's exit status, or -1 if none ran.
+// A channel that has asked for neither exec nor a subsystem within the
+// login grace time is closed (and audited), so that an idle channel does
+// not hold a session slot.
 func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 	defer ss.ch.Close()
+	// Requests that come after the end are refused unanswered-for, so that
+	// a client that keeps sending them cannot stall the connection.
+	defer func() { go gossh.DiscardRequests(reqs) }()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan int, 1)
 	started := false
+	grace := time.NewTimer(ss.s.cfg.Limits.LoginGrace)
+	defer grace.Stop()
 	for {
 		select {
+		case <-grace.C:
+			if !started {
+				ss.log(audit.Event{Event: audit.RequestRefused, Request: "channel session",
+					Reason: fmt.Sprintf("no exec or subsystem request within %s", ss.s.cfg.Limits.LoginGrace)})
+				return -1
+			}
 		case req, ok := <-reqs:
 			if !ok {
 				// The client closed the channel: stop the script, if any.
