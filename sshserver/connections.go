@@ -1,6 +1,7 @@
 package sshserver
 
 import (
+	"errors"
 	"net"
 	"strconv"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/keyhole-dev/keyhole/audit"
+	"github.com/keyhole-dev/keyhole/keys"
 )
 
 // MaxRefusedRequests is how many requests (channels, global and session
@@ -89,4 +91,26 @@ func (s *Server) countRefusal(cs *connState, conn *gossh.ServerConn, request str
 		}
 	}
 	return false
+}
+
+// holdConnection takes the slot of a connection whose key has just been
+// verified, for the user id of that key (perms are the ones publicKey
+// returned for it), and keeps it until the connection closes. Past
+// Limits.MaxConnections or MaxConnectionsPerUser the authentication fails:
+// the client is told why in a banner, and the refusal is audited.
+func (s *Server) holdConnection(cs *connState, conn gossh.ConnMetadata, perms *gossh.Permissions) (*gossh.Permissions, error) {
+	var id *keys.Identity
+	if perms != nil {
+		id, _ = perms.ExtraData[identityKey{}].(*keys.Identity)
+	}
+	if id == nil {
+		return nil, errors.New("sshserver: verified key without an identity")
+	}
+	release, reason := s.conns.acquire(id.UserID)
+	if release == nil {
+		s.refuseConn(conn.RemoteAddr(), audit.Event{User: id.UserID, Role: id.Role, Fingerprint: id.Fingerprint, Reason: reason})
+		return nil, &gossh.BannerError{Err: errors.New(reason), Message: "keyhole: " + reason + "\n"}
+	}
+	cs.hold(release)
+	return perms, nil
 }

@@ -243,3 +243,77 @@ func TestIdleSessionChannelFreesSlot(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxConnections: authenticated connections are capped per user id
+// and in total; the one past a cap is refused when it authenticates, with
+// the reason in a banner and an audit line, and a closed connection gives
+// its slot back.
+func TestMaxConnections(t *testing.T) {
+	t.Parallel()
+	e := startEnv(t, sshserver.Limits{MaxConnections: 3, MaxConnectionsPerUser: 2})
+	other := testenv.NewKey(t, e.Dir, "other")
+	otherCert := testenv.Cert(t, e.CA, other+".pub", "agent-8", "logs", "-V", "-5m:+1h")
+	signers := map[string]gossh.Signer{"agent-7": e.UserSigner(t), "agent-8": testenv.CertSigner(t, other, otherCert)}
+	connect := func(user string) (*gossh.Client, string, error) {
+		var banner string
+		cfg := e.ClientConfig("logs", signers[user])
+		cfg.BannerCallback = func(msg string) error { banner += msg; return nil }
+		c, err := gossh.Dial("tcp", e.Addr, cfg)
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+		return c, banner, err
+	}
+	steps := []struct {
+		user   string
+		reason string // "" when the connection is accepted
+	}{
+		{"agent-7", ""},
+		{"agent-7", ""},
+		{"agent-7", "too many connections for this user (limit 2)"},
+		{"agent-8", ""},
+		{"agent-8", "too many connections (limit 3)"},
+	}
+	var first *gossh.Client
+	for i, st := range steps {
+		c, banner, err := connect(st.user)
+		if st.reason == "" {
+			if err != nil {
+				t.Fatalf("step %d (%s): %v", i, st.user, err)
+			}
+			if first == nil {
+				first = c
+			}
+			continue
+		}
+		if err == nil {
+			t.Fatalf("step %d (%s): connection past the cap accepted", i, st.user)
+		}
+		if !strings.Contains(banner, st.reason) {
+			t.Errorf("step %d: banner %q, want %q", i, banner, st.reason)
+		}
+		e.WaitAudit(t, func(ev map[string]any) bool {
+			return ev["event"] == "auth.refused" && ev["reason"] == st.reason && ev["user"] == st.user
+		})
+	}
+	// An idle connection that closes gives its slot back.
+	first.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, _, err := connect("agent-8")
+		if err == nil {
+			s, err := c.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := s.Output(`print("in")`); err != nil || string(out) != "in\n" {
+				t.Fatalf("after a slot came back: %q %v", out, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot not given back after the connection closed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,6 +1,7 @@
 package sshserver
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -43,6 +44,12 @@ type Limits struct {
 	// past a cap is refused (and audited) when it is opened.
 	MaxSessions        int
 	MaxSessionsPerUser int
+	// MaxConnections caps the authenticated connections open at once, in
+	// total; MaxConnectionsPerUser caps them per user id. 0 means
+	// DefaultMaxConnections and DefaultMaxConnectionsPerUser. A connection
+	// past a cap is refused when it authenticates (and audited).
+	MaxConnections        int
+	MaxConnectionsPerUser int
 	// MaxRead and MaxWrite cap the bytes one script reads from and writes
 	// to the host, in total (hostops.Counters); 0 means no cap.
 	MaxRead  int64
@@ -60,6 +67,12 @@ type Limits struct {
 // far more than a script that does real work makes, and about 10 MB of
 // audit log at most.
 const DefaultMaxOperations = 100_000
+
+// Defaults of the authenticated-connection caps.
+const (
+	DefaultMaxConnections        = 1000
+	DefaultMaxConnectionsPerUser = 32
+)
 
 // DefaultMaxScript is the default cap on a script read from stdin.
 const DefaultMaxScript = 1 << 20
@@ -102,7 +115,8 @@ type Server struct {
 	srv      *gliderssh.Server
 	startups *startups
 	open     *openSessions
-	refusals *refusals // rate-limits the audit lines of refused connections
+	conns    *openSessions // authenticated connections (connections.go)
+	refusals *refusals     // rate-limits the audit lines of refused connections
 
 	mu       sync.Mutex
 	sessions sync.WaitGroup
@@ -139,12 +153,14 @@ func New(cfg Config) (*Server, error) {
 		cfg.Limits.LoginGrace = 30 * time.Second
 	}
 	if cfg.Limits.MaxSessions < 0 || cfg.Limits.MaxSessionsPerUser < 0 || cfg.Limits.MaxRead < 0 || cfg.Limits.MaxWrite < 0 ||
-		cfg.Limits.MaxOperations < 0 {
+		cfg.Limits.MaxOperations < 0 || cfg.Limits.MaxConnections < 0 || cfg.Limits.MaxConnectionsPerUser < 0 {
 		return nil, errors.New("sshserver: session, byte and operation limits must not be negative")
 	}
 	s := &Server{cfg: cfg, startups: newStartups(cfg.Limits.MaxStartups, cfg.Limits.MaxStartupsPerSource),
 		open: newOpenSessions(cfg.Limits.MaxSessions, cfg.Limits.MaxSessionsPerUser)}
 	s.refusals = newRefusals(cfg.Audit, cfg.Clock)
+	s.conns = newOpenConnections(cmp.Or(cfg.Limits.MaxConnections, DefaultMaxConnections),
+		cmp.Or(cfg.Limits.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser))
 	s.pool = workerPool{s: s, size: max(cfg.WorkerPool, 0)}
 	if cfg.WorkerPool == 0 {
 		s.pool.size = DefaultWorkerPool
@@ -196,6 +212,11 @@ func (s *Server) Close() error {
 
 func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 	cfg := &gossh.ServerConfig{PublicKeyCallback: s.limitedPublicKey(), MaxAuthTries: s.cfg.Limits.maxAuthTries()}
+	if cs := connStateOf(ctx); cs != nil {
+		cfg.VerifiedPublicKeyCallback = func(conn gossh.ConnMetadata, _ gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			return s.holdConnection(cs, conn, perms)
+		}
+	}
 	if c, ok := ctx.Value(graceKey{}).(*graceConn); ok {
 		cfg.AuthLogCallback = func(_ gossh.ConnMetadata, method string, err error) {
 			if err == nil && method != "none" {
