@@ -30,7 +30,7 @@ type Limits struct {
 	MaxStack    int64         // bytes of the interpreter's stack in the worker; 0 means DefaultMaxStack
 	MaxScript   int64         // bytes of script read from a subsystem's stdin
 	LoginGrace  time.Duration // time to authenticate; 0 means 30s
-	IdleTimeout time.Duration // closes a connection idle this long, no script running; 0 means none
+	IdleTimeout time.Duration // closes a connection idle this long, no script running; 0 means DefaultIdleTimeout
 	// MaxAuthTries caps failed authentication attempts per connection; 0
 	// means DefaultMaxAuthTries.
 	MaxAuthTries int
@@ -67,6 +67,9 @@ type Limits struct {
 // far more than a script that does real work makes, and about 10 MB of
 // audit log at most.
 const DefaultMaxOperations = 100_000
+
+// DefaultIdleTimeout is the default Limits.IdleTimeout.
+const DefaultIdleTimeout = 10 * time.Minute
 
 // Defaults of the authenticated-connection caps.
 const (
@@ -151,6 +154,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Limits.LoginGrace == 0 {
 		cfg.Limits.LoginGrace = 30 * time.Second
+	}
+	if cfg.Limits.IdleTimeout == 0 {
+		cfg.Limits.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.Limits.MaxSessions < 0 || cfg.Limits.MaxSessionsPerUser < 0 || cfg.Limits.MaxRead < 0 || cfg.Limits.MaxWrite < 0 ||
 		cfg.Limits.MaxOperations < 0 || cfg.Limits.MaxConnections < 0 || cfg.Limits.MaxConnectionsPerUser < 0 {

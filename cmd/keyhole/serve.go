@@ -149,6 +149,9 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 			MaxSessions:        cfg.Limits.MaxSessions,
 			MaxSessionsPerUser: cfg.Limits.MaxSessionsPerUser,
 			MaxOperations:      cfg.Limits.MaxOperations,
+
+			MaxConnections:        cfg.Limits.MaxConnections,
+			MaxConnectionsPerUser: cfg.Limits.MaxConnectionsPerUser,
 		},
 		ServiceManager: cfg.ServiceManager,
 	})
