@@ -197,9 +197,11 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Serve accepts connections on l until Close.
+// Serve accepts connections on l until Close. New connections are closed
+// as soon as they are accepted while the process is short of file
+// descriptors (fds.go).
 func (s *Server) Serve(l net.Listener) error {
-	err := s.srv.Serve(l)
+	err := s.srv.Serve(s.guardFDs(l))
 	if errors.Is(err, gliderssh.ErrServerClosed) {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
@@ -120,6 +121,7 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 	}
 	log := logrus.New()
 	log.SetOutput(stderr)
+	raiseNoFile(log)
 	store, err := authz.NewStore(cfg.PolicyDir, ps, authz.StoreOptions{Audit: aw, Log: log})
 	if err != nil {
 		aw.Close()
@@ -183,4 +185,23 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 	}
 	go func() { r.errc <- srv.Serve(ln) }()
 	return r, nil
+}
+
+// raiseNoFile raises the soft RLIMIT_NOFILE to the hard limit: every
+// connection and every running script takes descriptors, and the server
+// refuses new connections once few are left (sshserver's listener). The Go
+// runtime does the same when it starts; doing it here says so in the log
+// if it cannot.
+func raiseNoFile(log logrus.FieldLogger) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		log.WithError(err).Warn("keyhole: cannot read the open file limit")
+		return
+	}
+	if rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+			log.WithError(err).Warn("keyhole: cannot raise the open file limit")
+		}
+	}
 }
