@@ -317,3 +317,36 @@ func TestMaxConnections(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestWindowChangesDuringScript: a terminal resized while its script runs
+// is part of the acknowledged pty, not a refused request: it neither
+// writes audit lines nor counts towards MaxRefusedRequests.
+func TestWindowChangesDuringScript(t *testing.T) {
+	t.Parallel()
+	e := startEnv(t, sshserver.Limits{MaxSteps: 100_000_000})
+	c := dial(t, e, "logs")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm", 24, 80, gossh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut strings.Builder
+	s.Stdout, s.Stderr = &out, &errOut
+	if err := s.Start("x = 0\nfor i in range(3000000):\n    x += i\nprint(x)"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 * sshserver.MaxRefusedRequests {
+		if err := s.WindowChange(24+i, 80); err != nil {
+			t.Fatalf("window-change %d: %v", i, err)
+		}
+	}
+	if err := s.Wait(); err != nil || out.String() != "4499998500000\r\n" {
+		t.Fatalf("script with a resized terminal: %q %q %v", out.String(), errOut.String(), err)
+	}
+	if n := refusedLines(e, t, "window-change"); n != 0 {
+		t.Errorf("%d request.refused lines for window-change", n)
+	}
+}

@@ -147,6 +147,10 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 				_ = req.Reply(false, nil) // liveness probe, not a request for anything
 				continue
 			}
+			if req.Type == "window-change" && ss.pty {
+				_ = req.Reply(true, nil) // part of the acknowledged pty, also while a script runs
+				continue
+			}
 			if started {
 				ss.refuse(req, "a script is already running in this session")
 				continue
