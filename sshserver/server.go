@@ -64,7 +64,7 @@ type Limits struct {
 }
 
 // DefaultMaxOperations is the default cap on the decisions of one script:
-// far more than a script that does real work makes, and about 10 MB of
+// far more than a script that does real work makes, and some 30 MB of
 // audit log at most.
 const DefaultMaxOperations = 100_000
 
