@@ -42,10 +42,7 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 	now := h.now()
 	refuse := func(msg string) (bool, error) {
 		e := &Error{Kind: KindInvalidArgument, Message: "allowed: " + msg, Action: action, Resource: shown}
-		if ae := h.log(now, action, shown, false, authz.Decision{}, e.Message); ae != nil {
-			return false, ae
-		}
-		return false, e
+		return false, h.logRefusal(now, action, shown, e)
 	}
 	var (
 		res   authz.Resource
@@ -60,10 +57,7 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		t, err := resolve(target)
 		if err != nil {
 			e := sysError(action, target, err)
-			if ae := h.log(now, action, target, false, authz.Decision{}, e.Message); ae != nil {
-				return false, ae
-			}
-			return false, e
+			return false, h.logRefusal(now, action, target, e)
 		}
 		if t.obj != nil {
 			defer t.obj.close()
@@ -99,20 +93,14 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		if msg != "" {
 			if kind != KindInvalidArgument {
 				e := &Error{Kind: kind, Message: actionExec + ": " + msg, Action: action, Resource: shown}
-				if ae := h.log(now, action, shown, false, authz.Decision{}, e.Message); ae != nil {
-					return false, ae
-				}
-				return false, e
+				return false, h.logRefusal(now, action, shown, e)
 			}
 			return refuse(msg)
 		}
 		t, err := resolve(name)
 		if err != nil {
 			e := sysError(action, name, err)
-			if ae := h.log(now, action, name, false, authz.Decision{}, e.Message); ae != nil {
-				return false, ae
-			}
-			return false, e
+			return false, h.logRefusal(now, action, name, e)
 		}
 		if t.obj != nil {
 			defer t.obj.close()

@@ -30,9 +30,16 @@ type Counters struct {
 	// MaxRead and MaxWrite cap the totals; zero or less means no cap.
 	MaxRead  int64
 	MaxWrite int64
+	// MaxOperations caps the decisions the script's operations make, each
+	// one audit line (allowed or denied, allowed() queries included; a
+	// rename makes two, a glob one per directory it lists). The decision
+	// past the cap is LIMIT_EXCEEDED: its operation is not performed and
+	// its audit line is a deny saying why. Zero or less means no cap.
+	MaxOperations int64
 
 	read     atomic.Int64
 	written  atomic.Int64
+	ops      atomic.Int64
 	exceeded atomic.Pointer[Error]
 }
 
@@ -50,6 +57,27 @@ func (c *Counters) Written() int64 {
 		return 0
 	}
 	return c.written.Load()
+}
+
+// Operations returns the decisions made so far.
+func (c *Counters) Operations() int64 {
+	if c == nil {
+		return 0
+	}
+	return c.ops.Load()
+}
+
+// chargeOperation counts one decision of action on resource. It returns
+// the LIMIT_EXCEEDED error when the count is past MaxOperations.
+func (c *Counters) chargeOperation(action, resource string) *Error {
+	if c == nil {
+		return nil
+	}
+	if n := c.ops.Add(1); c.MaxOperations > 0 && n > c.MaxOperations {
+		return c.exceed(opError(KindLimitExceeded, action, resource,
+			"the script's operation limit of "+strconv.FormatInt(c.MaxOperations, 10)+" is exceeded"))
+	}
+	return nil
 }
 
 // Exceeded returns the error of the first cap that was hit, or nil.

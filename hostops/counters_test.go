@@ -238,3 +238,66 @@ func BenchmarkReadCounters(b *testing.B) {
 		})
 	}
 }
+
+// TestCountersOperationCap: every operation that writes a decision line
+// counts, allowed or denied, allowed() queries and refused arguments
+// included. The operation past the cap is LIMIT_EXCEEDED, is not
+// performed, and its one audit line is a deny that says why.
+func TestCountersOperationCap(t *testing.T) {
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	ops := []struct {
+		name string
+		op   func(s *sandbox, h *hostops.Host) error
+		done func(s *sandbox) bool // whether the operation acted; nil: it only looks
+	}{
+		{"allowed", func(s *sandbox, h *hostops.Host) error {
+			_, err := h.Allowed("read", s.path("allowed/public.txt"))
+			return err
+		}, nil},
+		{"allowed-denied", func(s *sandbox, h *hostops.Host) error {
+			_, err := h.Allowed("read", s.path("forbidden/secret"))
+			return err
+		}, nil},
+		{"read", func(s *sandbox, h *hostops.Host) error { _, err := h.Read(s.path("allowed/public.txt"), 0); return err }, nil},
+		{"stat-denied", func(s *sandbox, h *hostops.Host) error { _, err := h.Stat(s.path("forbidden/secret")); return err }, nil},
+		{"bad-path", func(s *sandbox, h *hostops.Host) error { _, err := h.Stat("relative"); return err }, nil},
+		{"write", func(s *sandbox, h *hostops.Host) error {
+			return h.Write(s.path("allowed/rw/w.txt"), []byte("x"), hostops.KeepMode)
+		}, func(s *sandbox) bool { return exists(s.path("allowed/rw/w.txt")) }},
+		{"mkdir", func(s *sandbox, h *hostops.Host) error { return h.Mkdir(s.path("allowed/rw/d"), false) },
+			func(s *sandbox) bool { return exists(s.path("allowed/rw/d")) }},
+		{"exec", func(s *sandbox, h *hostops.Host) error {
+			_, err := h.Exec(context.Background(), []string{"sh", "-c", "echo > " + s.path("allowed/rw/ran")}, hostops.ExecOptions{})
+			return err
+		}, func(s *sandbox) bool { return exists(s.path("allowed/rw/ran")) }},
+	}
+	for _, tc := range ops {
+		t.Run(tc.name, func(t *testing.T) {
+			s, h, mem := countedHost(t, 0, 0)
+			const max = 3
+			h.Counters = &hostops.Counters{MaxOperations: max}
+			for range max {
+				if _, err := h.Allowed("read", s.path("allowed/public.txt")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := tc.op(s, h)
+			if errKind(err) != hostops.KindLimitExceeded || !strings.Contains(err.Error(), "operation limit of 3 is exceeded") {
+				t.Fatalf("operation past the cap: %v, want LIMIT_EXCEEDED", err)
+			}
+			if tc.done != nil && tc.done(s) {
+				t.Error("the operation past the cap acted")
+			}
+			ev := mem.Events()
+			if len(ev) != max+1 {
+				t.Fatalf("%d audit lines, want %d", len(ev), max+1)
+			}
+			if last := ev[max]; last.Decision != "deny" || !strings.Contains(last.Reason, "operation limit") {
+				t.Errorf("line of the operation past the cap = %+v, want a deny saying why", last)
+			}
+			if h.Counters.Exceeded() == nil || h.Counters.Operations() != max+1 {
+				t.Errorf("Exceeded() = %v, Operations() = %d", h.Counters.Exceeded(), h.Counters.Operations())
+			}
+		})
+	}
+}

@@ -82,11 +82,20 @@ func (h *Host) decide(action string, res authz.Resource, now time.Time) (allow b
 	return dec.Allow && len(dec.Errors) == 0, dec, dec.ErrorText()
 }
 
-// log writes the one decision event of an operation. An exec decision
-// records the argument vector it was asked about (h.Context.Argv). It
-// returns nil when the line was written; otherwise the operation must not
-// act, and the INTERNAL error it returns ends the script (auditError).
+// log writes the one decision event of an operation, which it first
+// counts against the script's operation cap (Counters.MaxOperations). An
+// exec decision records the argument vector it was asked about
+// (h.Context.Argv). It returns nil when the line was written and the
+// operation may act. Otherwise the operation must not act and the caller
+// returns the error log returns: INTERNAL when the line could not be
+// written (auditError), else, past the cap, LIMIT_EXCEEDED — the event is
+// then a deny whose reason is the cap's message.
 func (h *Host) log(now time.Time, action, resource string, allow bool, dec authz.Decision, reason string) *Error {
+	limit := h.Counters.chargeOperation(action, resource)
+	if limit != nil {
+		allow, reason = false, limit.Message
+		dec = authz.Decision{Version: dec.Version}
+	}
 	e := h.Event
 	e.Time = now
 	e.Event = audit.Decision
@@ -107,7 +116,7 @@ func (h *Host) log(now time.Time, action, resource string, allow bool, dec authz
 	if h.Audit.Log(e) != nil {
 		return auditError(action, resource)
 	}
-	return nil
+	return limit
 }
 
 // auditError is the error of an operation whose decision line could not
@@ -117,6 +126,17 @@ func (h *Host) log(now time.Time, action, resource string, allow bool, dec authz
 func auditError(action, resource string) *Error {
 	return &Error{Kind: KindInternal, Message: "audit log unwritable, " + action + " " + resource + " not performed",
 		Action: action, Resource: resource}
+}
+
+// logRefusal writes the deny event of an operation refused with e before
+// the policy was asked, and returns the error the caller returns: e, or
+// the error log returned (INTERNAL, or LIMIT_EXCEEDED past the operation
+// cap).
+func (h *Host) logRefusal(now time.Time, action, resource string, e *Error) *Error {
+	if ae := h.log(now, action, resource, false, authz.Decision{}, e.Message); ae != nil {
+		return ae
+	}
+	return e
 }
 
 // deniedError is the ACCESS_DENIED error for a deny decision, in the form

@@ -251,10 +251,7 @@ func (h *Host) beginEntry(op entryOp, path, argMsg string) (*entry, error) {
 	e, err := resolveEntry(trimmed, op.follow)
 	if err != nil {
 		ee := sysError(op.verb, trimmed, err)
-		if ae := h.log(now, op.verb, trimmed, false, authz.Decision{}, ee.Message); ae != nil {
-			return nil, ae
-		}
-		return nil, ee
+		return nil, h.logRefusal(now, op.verb, trimmed, ee)
 	}
 	e.wantDir = wantDir
 	action := op.action(&e)
@@ -306,10 +303,7 @@ func (h *Host) refuse(now time.Time, action, path, msg string) *Error {
 		shown = shown[:maxShown] + "..."
 	}
 	e := &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shown}
-	if ae := h.log(now, action, shown, false, authz.Decision{}, e.Message); ae != nil {
-		return ae
-	}
-	return e
+	return h.logRefusal(now, action, shown, e)
 }
 
 // still reports whether the entry's name holds what was authorized: the

@@ -99,10 +99,7 @@ func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecR
 	now := h.now()
 	refuse := func(kind, msg string) (ExecResult, error) {
 		e := &Error{Kind: kind, Message: actionExec + ": " + msg, Action: actionExec, Resource: shownArg0(argv)}
-		if ae := h.log(now, actionExec, e.Resource, false, authz.Decision{}, e.Message); ae != nil {
-			return ExecResult{}, ae
-		}
-		return ExecResult{}, e
+		return ExecResult{}, h.logRefusal(now, actionExec, e.Resource, e)
 	}
 	if msg := checkArgv(argv); msg != "" {
 		return refuse(KindInvalidArgument, msg)
@@ -115,10 +112,7 @@ func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecR
 	t, err := resolve(name)
 	if err != nil {
 		e := sysError(actionExec, name, err)
-		if ae := h.log(now, actionExec, name, false, authz.Decision{}, e.Message); ae != nil {
-			return ExecResult{}, ae
-		}
-		return ExecResult{}, e
+		return ExecResult{}, h.logRefusal(now, actionExec, name, e)
 	}
 	c := *h // the request's context, with this vector in it
 	c.Context.Argv, c.Context.Args = JoinArgv(vec), vec[1:]

@@ -37,6 +37,9 @@ func (h *Host) Glob(pattern string) ([]string, error) {
 			return nil, &Error{Kind: KindIOError, Message: "hostops: host has no audit sink", Action: actionList, Resource: pattern}
 		}
 		e := h.refuse(h.now(), actionList, pattern, msg)
+		if e.Kind == KindLimitExceeded {
+			return nil, e // the operation cap's error, shared: not renamed
+		}
 		e.Message = "glob: " + msg
 		return nil, e
 	}

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/keyhole-dev/keyhole/authz"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,18 +40,12 @@ func (h *Host) begin(action, path string, refuse refusal) (*pinned, error) {
 			shown = shown[:maxShown] + "..."
 		}
 		e := &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shown}
-		if ae := h.log(now, action, shown, false, authz.Decision{}, e.Message); ae != nil {
-			return nil, ae
-		}
-		return nil, e
+		return nil, h.logRefusal(now, action, shown, e)
 	}
 	t, err := resolve(path)
 	if err != nil {
 		e := sysError(action, path, err)
-		if ae := h.log(now, action, path, false, authz.Decision{}, e.Message); ae != nil {
-			return nil, ae
-		}
-		return nil, e
+		return nil, h.logRefusal(now, action, path, e)
 	}
 	allow, dec, reason := h.decideTarget(action, t, now)
 	var e *Error

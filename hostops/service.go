@@ -88,10 +88,7 @@ func (h *Host) Service(ctx context.Context, action, name string, opts ExecOption
 	}
 	if msg != "" {
 		e := &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shown}
-		if ae := h.log(now, action, shown, false, authz.Decision{}, e.Message); ae != nil {
-			return res, ae
-		}
-		return res, e
+		return res, h.logRefusal(now, action, shown, e)
 	}
 	unit, entity, rerr := h.serviceUnit(ctx, action, name, opts)
 	if rerr != nil {

@@ -11,3 +11,7 @@ func (s *Server) IdleWorkerVersions() []string {
 	}
 	return out
 }
+
+// EffectiveLimits returns the limits the server runs with, defaults
+// filled in.
+func (s *Server) EffectiveLimits() Limits { return s.cfg.Limits }

@@ -65,3 +65,13 @@ func TestIdleTimeoutClosesSessionWithoutScript(t *testing.T) {
 	e.WaitAudit(t, func(ev map[string]any) bool { return ev["event"] == "session.end" })
 	stillServes(t, e)
 }
+
+// TestIdleTimeoutDefault: a server configured without an idle timeout
+// still closes idle connections, after DefaultIdleTimeout.
+func TestIdleTimeoutDefault(t *testing.T) {
+	t.Parallel()
+	e := startEnv(t, sshserver.Limits{})
+	if got := e.Server.EffectiveLimits().IdleTimeout; got != 10*time.Minute {
+		t.Errorf("idle timeout without configuration = %v, want 10m", got)
+	}
+}

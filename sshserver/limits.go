@@ -57,12 +57,7 @@ func (s *Server) connectionFailed(c net.Conn, err error) {
 	}
 	for _, e := range authErr.Errors {
 		if strings.Contains(e.Error(), "too many authentication failures") {
-			s.cfg.Audit.Log(audit.Event{
-				Time:   s.cfg.Clock(),
-				Event:  audit.AuthRefused,
-				Source: hostOf(c.RemoteAddr()),
-				Reason: "too many authentication attempts",
-			})
+			s.refuseConn(c.RemoteAddr(), audit.Event{Reason: "too many authentication attempts"})
 			return
 		}
 	}

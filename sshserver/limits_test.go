@@ -164,8 +164,10 @@ func TestMaxStartupsFairness(t *testing.T) {
 	if kept := flooder("127.0.0.2", 100); kept != perSource {
 		t.Fatalf("server kept %d of 100 connections from one source, want %d", kept, perSource)
 	}
-	if n := countAudit(t, e, "too many unauthenticated connections from this source"); n != 100-perSource {
-		t.Errorf("%d audit lines for dropped connections, want %d", n, 100-perSource)
+	// The dropped connections' lines are rate-limited per source: the
+	// first few in full, the rest counted for a summary (refusals.go).
+	if n := countAudit(t, e, "too many unauthenticated connections from this source"); n == 0 || n > 5 {
+		t.Errorf("%d audit lines for %d dropped connections, want 1..5", n, 100-perSource)
 	}
 	res := e.SSH(t, "logs", `print("in")`)
 	if res.Exit != 0 || res.Stdout != "in\n" {

@@ -1,6 +1,7 @@
 package sshserver
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -29,7 +30,7 @@ type Limits struct {
 	MaxStack    int64         // bytes of the interpreter's stack in the worker; 0 means DefaultMaxStack
 	MaxScript   int64         // bytes of script read from a subsystem's stdin
 	LoginGrace  time.Duration // time to authenticate; 0 means 30s
-	IdleTimeout time.Duration // closes a connection idle this long, no script running; 0 means none
+	IdleTimeout time.Duration // closes a connection idle this long, no script running; 0 means DefaultIdleTimeout
 	// MaxAuthTries caps failed authentication attempts per connection; 0
 	// means DefaultMaxAuthTries.
 	MaxAuthTries int
@@ -43,6 +44,12 @@ type Limits struct {
 	// past a cap is refused (and audited) when it is opened.
 	MaxSessions        int
 	MaxSessionsPerUser int
+	// MaxConnections caps the authenticated connections open at once, in
+	// total; MaxConnectionsPerUser caps them per user id. 0 means
+	// DefaultMaxConnections and DefaultMaxConnectionsPerUser. A connection
+	// past a cap is refused when it authenticates (and audited).
+	MaxConnections        int
+	MaxConnectionsPerUser int
 	// MaxRead and MaxWrite cap the bytes one script reads from and writes
 	// to the host, in total (hostops.Counters); 0 means no cap.
 	MaxRead  int64
@@ -50,7 +57,25 @@ type Limits struct {
 	// MaxExecOutput caps the bytes of stdout and of stderr each kept from
 	// one program a script runs; 0 means hostops.DefaultMaxExecOutput.
 	MaxExecOutput int64
+	// MaxOperations caps the decisions one script's operations make (each
+	// an audit line: allowed or denied, allowed() included); past it the
+	// script ends with LIMIT_EXCEEDED. 0 means DefaultMaxOperations.
+	MaxOperations int64
 }
+
+// DefaultMaxOperations is the default cap on the decisions of one script:
+// far more than a script that does real work makes, and some 30 MB of
+// audit log at most.
+const DefaultMaxOperations = 100_000
+
+// DefaultIdleTimeout is the default Limits.IdleTimeout.
+const DefaultIdleTimeout = 10 * time.Minute
+
+// Defaults of the authenticated-connection caps.
+const (
+	DefaultMaxConnections        = 1000
+	DefaultMaxConnectionsPerUser = 32
+)
 
 // DefaultMaxScript is the default cap on a script read from stdin.
 const DefaultMaxScript = 1 << 20
@@ -93,6 +118,8 @@ type Server struct {
 	srv      *gliderssh.Server
 	startups *startups
 	open     *openSessions
+	conns    *openSessions // authenticated connections (connections.go)
+	refusals *refusals     // rate-limits the audit lines of refused connections
 
 	mu       sync.Mutex
 	sessions sync.WaitGroup
@@ -128,11 +155,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Limits.LoginGrace == 0 {
 		cfg.Limits.LoginGrace = 30 * time.Second
 	}
-	if cfg.Limits.MaxSessions < 0 || cfg.Limits.MaxSessionsPerUser < 0 || cfg.Limits.MaxRead < 0 || cfg.Limits.MaxWrite < 0 {
-		return nil, errors.New("sshserver: session and byte limits must not be negative")
+	if cfg.Limits.IdleTimeout == 0 {
+		cfg.Limits.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.Limits.MaxSessions < 0 || cfg.Limits.MaxSessionsPerUser < 0 || cfg.Limits.MaxRead < 0 || cfg.Limits.MaxWrite < 0 ||
+		cfg.Limits.MaxOperations < 0 || cfg.Limits.MaxConnections < 0 || cfg.Limits.MaxConnectionsPerUser < 0 {
+		return nil, errors.New("sshserver: session, byte and operation limits must not be negative")
 	}
 	s := &Server{cfg: cfg, startups: newStartups(cfg.Limits.MaxStartups, cfg.Limits.MaxStartupsPerSource),
 		open: newOpenSessions(cfg.Limits.MaxSessions, cfg.Limits.MaxSessionsPerUser)}
+	s.refusals = newRefusals(cfg.Audit, cfg.Clock)
+	s.conns = newOpenConnections(cmp.Or(cfg.Limits.MaxConnections, DefaultMaxConnections),
+		cmp.Or(cfg.Limits.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser))
 	s.pool = workerPool{s: s, size: max(cfg.WorkerPool, 0)}
 	if cfg.WorkerPool == 0 {
 		s.pool.size = DefaultWorkerPool
@@ -163,9 +197,11 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Serve accepts connections on l until Close.
+// Serve accepts connections on l until Close. New connections are closed
+// as soon as they are accepted while the process is short of file
+// descriptors (fds.go).
 func (s *Server) Serve(l net.Listener) error {
-	err := s.srv.Serve(l)
+	err := s.srv.Serve(s.guardFDs(l))
 	if errors.Is(err, gliderssh.ErrServerClosed) {
 		return nil
 	}
@@ -176,6 +212,7 @@ func (s *Server) Serve(l net.Listener) error {
 // sessions' final audit lines.
 func (s *Server) Close() error {
 	err := s.srv.Close()
+	s.refusals.close()
 	s.sessions.Wait()
 	s.pool.close()
 	return err
@@ -183,6 +220,11 @@ func (s *Server) Close() error {
 
 func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 	cfg := &gossh.ServerConfig{PublicKeyCallback: s.limitedPublicKey(), MaxAuthTries: s.cfg.Limits.maxAuthTries()}
+	if cs := connStateOf(ctx); cs != nil {
+		cfg.VerifiedPublicKeyCallback = func(conn gossh.ConnMetadata, _ gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			return s.holdConnection(cs, conn, perms)
+		}
+	}
 	if c, ok := ctx.Value(graceKey{}).(*graceConn); ok {
 		cfg.AuthLogCallback = func(_ gossh.ConnMetadata, method string, err error) {
 			if err == nil && method != "none" {
@@ -212,11 +254,8 @@ func (s *Server) publicKey(conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh
 				reason += ": " + re.Detail
 			}
 		}
-		s.cfg.Audit.Log(audit.Event{
-			Time:        s.cfg.Clock(),
-			Event:       audit.AuthRefused,
+		s.refuseConn(conn.RemoteAddr(), audit.Event{
 			Role:        conn.User(),
-			Source:      hostOf(conn.RemoteAddr()),
 			Fingerprint: userKeyFingerprint(key),
 			Reason:      reason,
 		})
@@ -252,25 +291,28 @@ func identityOf(conn *gossh.ServerConn) (*keys.Identity, bool) {
 func (s *Server) connCallback(ctx gliderssh.Context, c net.Conn) net.Conn {
 	release, reason := s.startups.acquire(addrOf(c.RemoteAddr()))
 	if release == nil {
-		s.cfg.Audit.Log(audit.Event{Time: s.cfg.Clock(), Event: audit.AuthRefused,
-			Source: hostOf(c.RemoteAddr()), Reason: reason})
+		s.refuseConn(c.RemoteAddr(), audit.Event{Reason: reason})
 		return nil // gliderlabs closes c
 	}
 	g := newGraceConn(quickAckConn(c), s.cfg.Limits.LoginGrace, func() {
-		s.cfg.Audit.Log(audit.Event{Time: s.cfg.Clock(), Event: audit.AuthRefused,
-			Source: hostOf(c.RemoteAddr()), Reason: "login grace time exceeded"})
+		s.refuseConn(c.RemoteAddr(), audit.Event{Reason: "login grace time exceeded"})
 	}, release)
 	ctx.SetValue(graceKey{}, g)
+	var inner net.Conn = g
 	if s.cfg.Limits.IdleTimeout > 0 {
 		ic := newIdleConn(g, s.cfg.Limits.IdleTimeout) // idle.go: spares running scripts
 		ctx.SetValue(idleKey{}, ic)
-		return ic
+		inner = ic
 	}
-	return g
+	cs := &connState{Conn: inner} // connections.go
+	ctx.SetValue(connKey{}, cs)
+	return cs
 }
 
-func (s *Server) refuseChannel(_ *gliderssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, _ gliderssh.Context) {
-	s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel " + nc.ChannelType(), Reason: "channel type not allowed"})
+func (s *Server) refuseChannel(_ *gliderssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx gliderssh.Context) {
+	if s.countRefusal(connStateOf(ctx), conn, "channel "+nc.ChannelType()) {
+		s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel " + nc.ChannelType(), Reason: "channel type not allowed"})
+	}
 	_ = nc.Reject(gossh.Prohibited, "keyhole: channel type not allowed")
 }
 
@@ -279,7 +321,9 @@ func (s *Server) refuseGlobal(ctx gliderssh.Context, _ *gliderssh.Server, req *g
 		return false, nil // liveness probe, not a request for anything
 	}
 	conn, _ := ctx.Value(gliderssh.ContextKeyConn).(*gossh.ServerConn)
-	s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: req.Type, Reason: "global request not allowed"})
+	if s.countRefusal(connStateOf(ctx), conn, req.Type) {
+		s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: req.Type, Reason: "global request not allowed"})
+	}
 	return false, nil
 }
 
@@ -293,6 +337,16 @@ func (s *Server) auditReady() error {
 		return c.Ready()
 	}
 	return nil
+}
+
+// refuseConn writes the auth.refused line e of a connection from src that
+// is refused before it has authenticated, rate-limited per source
+// (refusals.go).
+func (s *Server) refuseConn(src net.Addr, e audit.Event) {
+	e.Time = s.cfg.Clock()
+	e.Event = audit.AuthRefused
+	e.Source = hostOf(src)
+	s.refusals.log(addrOf(src), e)
 }
 
 // auditConn logs e with the connection's identity filled in.

@@ -30,6 +30,7 @@ type session struct {
 	policy *authz.PolicySet
 	pty    bool
 	idle   *idleConn // the connection's idle timer; nil without IdleTimeout
+	cs     *connState
 
 	mu   sync.Mutex  // guards base: the request loop and the script both log
 	base audit.Event // identity fields of every audit line of the session
@@ -47,14 +48,19 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		return
 	}
 	policy := s.cfg.Policy.Current()
+	cs := connStateOf(ctx)
 	if policy == nil {
-		s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel session", Reason: "no policy loaded"})
+		if s.countRefusal(cs, conn, "channel session") {
+			s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel session", Reason: "no policy loaded"})
+		}
 		_ = nc.Reject(gossh.ResourceShortage, "keyhole: no policy loaded")
 		return
 	}
 	release, reason := s.open.acquire(id.UserID)
 	if release == nil {
-		s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel session", Reason: reason})
+		if s.countRefusal(cs, conn, "channel session") {
+			s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel session", Reason: reason})
+		}
 		_ = nc.Reject(gossh.ResourceShortage, "keyhole: "+reason)
 		return
 	}
@@ -69,6 +75,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		policy: policy,
 	}
 	ss.idle, _ = ctx.Value(idleKey{}).(*idleConn)
+	ss.cs = cs
 	ss.base = audit.Event{
 		Session:       ss.sid,
 		User:          id.UserID,
@@ -123,14 +130,28 @@ func (ss *session) log(e audit.Event) error {
 
 // serve answers the channel's requests until a script has run or the
 // channel closes. It returns the script's exit status, or -1 if none ran.
+// A channel that has asked for neither exec nor a subsystem within the
+// login grace time is closed (and audited), so that an idle channel does
+// not hold a session slot.
 func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 	defer ss.ch.Close()
+	// Requests that come after the end are refused unanswered-for, so that
+	// a client that keeps sending them cannot stall the connection.
+	defer func() { go gossh.DiscardRequests(reqs) }()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan int, 1)
 	started := false
+	grace := time.NewTimer(ss.s.cfg.Limits.LoginGrace)
+	defer grace.Stop()
 	for {
 		select {
+		case <-grace.C:
+			if !started {
+				ss.log(audit.Event{Event: audit.RequestRefused, Request: "channel session",
+					Reason: fmt.Sprintf("no exec or subsystem request within %s", ss.s.cfg.Limits.LoginGrace)})
+				return -1
+			}
 		case req, ok := <-reqs:
 			if !ok {
 				// The client closed the channel: stop the script, if any.
@@ -140,12 +161,24 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 				}
 				return -1
 			}
+			if req.Type == "keepalive@openssh.com" {
+				_ = req.Reply(false, nil) // liveness probe, not a request for anything
+				continue
+			}
+			if req.Type == "window-change" && ss.pty {
+				_ = req.Reply(true, nil) // part of the acknowledged pty, also while a script runs
+				continue
+			}
 			if started {
 				ss.refuse(req, "a script is already running in this session")
 				continue
 			}
 			switch req.Type {
 			case "pty-req":
+				if ss.pty {
+					ss.refuse(req, "terminal already acknowledged")
+					continue
+				}
 				if err := ss.log(audit.Event{Event: audit.RequestGranted, Request: req.Type, Reason: "acknowledged without a terminal"}); err != nil {
 					_ = req.Reply(false, nil) // not granted when it cannot be recorded
 					continue
@@ -198,7 +231,9 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 }
 
 func (ss *session) refuse(req *gossh.Request, reason string) {
-	ss.log(audit.Event{Event: audit.RequestRefused, Request: req.Type, Reason: reason})
+	if ss.s.countRefusal(ss.cs, ss.conn, req.Type) {
+		ss.log(audit.Event{Event: audit.RequestRefused, Request: req.Type, Reason: reason})
+	}
 	if req.WantReply {
 		_ = req.Reply(false, nil)
 	}

@@ -10,9 +10,13 @@ import (
 // user, or everyone together, cannot start more scripts (each a worker
 // process) than the host was sized for. A slot is taken before the channel
 // is accepted and given back when the session has ended and its last audit
-// line is written. Safe for concurrent use; mu guards every field.
+// line is written. The same caps, counting authenticated connections
+// instead (Limits.MaxConnections, Limits.MaxConnectionsPerUser), are kept
+// by one made with newOpenConnections. Safe for concurrent use; mu guards
+// every field but the immutable ones.
 type openSessions struct {
-	max, perUser int // 0: no cap
+	max, perUser int    // 0: no cap
+	noun         string // what is counted, as the reasons name it
 
 	mu     sync.Mutex
 	total  int
@@ -20,7 +24,13 @@ type openSessions struct {
 }
 
 func newOpenSessions(max, perUser int) *openSessions {
-	return &openSessions{max: max, perUser: perUser, byUser: map[string]int{}}
+	return &openSessions{max: max, perUser: perUser, noun: "sessions", byUser: map[string]int{}}
+}
+
+// newOpenConnections caps authenticated connections, in total and per
+// user id.
+func newOpenConnections(max, perUser int) *openSessions {
+	return &openSessions{max: max, perUser: perUser, noun: "connections", byUser: map[string]int{}}
 }
 
 // acquire takes a slot for a session of user. It returns a release
@@ -30,10 +40,10 @@ func (o *openSessions) acquire(user string) (release func(), reason string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.perUser > 0 && o.byUser[user] >= o.perUser {
-		return nil, "too many sessions for this user (limit " + strconv.Itoa(o.perUser) + ")"
+		return nil, "too many " + o.noun + " for this user (limit " + strconv.Itoa(o.perUser) + ")"
 	}
 	if o.max > 0 && o.total >= o.max {
-		return nil, "too many sessions (limit " + strconv.Itoa(o.max) + ")"
+		return nil, "too many " + o.noun + " (limit " + strconv.Itoa(o.max) + ")"
 	}
 	o.total++
 	o.byUser[user]++

@@ -603,6 +603,7 @@ func (ss *session) startMessage(src, sum string, args json.RawMessage, event aud
 			MaxRead:       lim.MaxRead,
 			MaxWrite:      lim.MaxWrite,
 			MaxExecOutput: lim.MaxExecOutput,
+			MaxOperations: cmp.Or(lim.MaxOperations, DefaultMaxOperations),
 		},
 		ServiceManager: ss.s.cfg.ServiceManager,
 	}

@@ -117,7 +117,8 @@ func workerRun(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet,
 		base = t0
 	}
 	clock := func() time.Time { return base.Add(time.Since(t0)) }
-	counters := &hostops.Counters{MaxRead: st.Limits.MaxRead, MaxWrite: st.Limits.MaxWrite}
+	counters := &hostops.Counters{MaxRead: st.Limits.MaxRead, MaxWrite: st.Limits.MaxWrite,
+		MaxOperations: st.Limits.MaxOperations}
 	host := &hostops.Host{
 		Policy:         policy,
 		Principal:      st.Principal,

@@ -44,6 +44,13 @@ type limitsConfig struct {
 	MaxWrite           size `toml:"max_write"`
 	MaxSessions        int  `toml:"max_sessions"`
 	MaxSessionsPerUser int  `toml:"max_sessions_per_user"`
+	// MaxOperations caps the decisions (audit lines) of one script; 0
+	// means sshserver.DefaultMaxOperations.
+	MaxOperations int64 `toml:"max_operations"`
+	// Authenticated connections, in total and per user id; 0 means
+	// sshserver.DefaultMaxConnections and DefaultMaxConnectionsPerUser.
+	MaxConnections        int `toml:"max_connections"`
+	MaxConnectionsPerUser int `toml:"max_connections_per_user"`
 }
 
 // minMaxMemory is the smallest limits.max_memory accepted: below it no
@@ -60,6 +67,13 @@ func checkLimitsConfig(c *config, path string) error {
 	if l.MaxSessions > 0 && l.MaxSessionsPerUser > l.MaxSessions {
 		return fmt.Errorf("config %s: limits.max_sessions_per_user (%d) is larger than limits.max_sessions (%d)",
 			path, l.MaxSessionsPerUser, l.MaxSessions)
+	}
+	if l.MaxConnections < 0 || l.MaxConnectionsPerUser < 0 {
+		return fmt.Errorf("config %s: limits.max_connections and limits.max_connections_per_user must not be negative", path)
+	}
+	if l.MaxConnections > 0 && l.MaxConnectionsPerUser > l.MaxConnections {
+		return fmt.Errorf("config %s: limits.max_connections_per_user (%d) is larger than limits.max_connections (%d)",
+			path, l.MaxConnectionsPerUser, l.MaxConnections)
 	}
 	if l.MaxMemory.Bytes != 0 && l.MaxMemory.Bytes < minMaxMemory {
 		return fmt.Errorf("config %s: limits.max_memory of %d bytes is below the minimum of 16MiB", path, l.MaxMemory.Bytes)
@@ -196,6 +210,9 @@ func loadConfig(path string) (*config, error) {
 	}
 	if c.Limits.MaxSteps < 0 {
 		return nil, errors.New("config: limits.max_steps must not be negative")
+	}
+	if c.Limits.MaxOperations < 0 {
+		return nil, fmt.Errorf("config %s: limits.max_operations must not be negative", path)
 	}
 	if err := checkIdentityConfig(&c, path); err != nil {
 		return nil, err

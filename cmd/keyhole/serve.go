@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+	"golang.org/x/sys/unix"
 
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
@@ -152,6 +153,7 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 			log.Info("audit log writable again")
 		}
 	})
+	raiseNoFile(log)
 	store, err := authz.NewStore(cfg.PolicyDir, ps, authz.StoreOptions{Audit: aw, Log: log})
 	if err != nil {
 		aw.Close()
@@ -180,6 +182,10 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 			MaxWrite:           cfg.Limits.MaxWrite.Bytes,
 			MaxSessions:        cfg.Limits.MaxSessions,
 			MaxSessionsPerUser: cfg.Limits.MaxSessionsPerUser,
+			MaxOperations:      cfg.Limits.MaxOperations,
+
+			MaxConnections:        cfg.Limits.MaxConnections,
+			MaxConnectionsPerUser: cfg.Limits.MaxConnectionsPerUser,
 		},
 		ServiceManager: cfg.ServiceManager,
 	})
@@ -224,4 +230,23 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 	}()
 	go func() { r.errc <- srv.Serve(ln) }()
 	return r, nil
+}
+
+// raiseNoFile raises the soft RLIMIT_NOFILE to the hard limit: every
+// connection and every running script takes descriptors, and the server
+// refuses new connections once few are left (sshserver's listener). The Go
+// runtime does the same when it starts; doing it here says so in the log
+// if it cannot.
+func raiseNoFile(log logrus.FieldLogger) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		log.WithError(err).Warn("keyhole: cannot read the open file limit")
+		return
+	}
+	if rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+			log.WithError(err).Warn("keyhole: cannot raise the open file limit")
+		}
+	}
 }

@@ -72,8 +72,8 @@ type Start struct {
 }
 
 // Limits are the limits of one script. Zero means the runtime's default,
-// except MaxMemory, MaxStack, MaxRead and MaxWrite, where zero means no
-// limit of that kind.
+// except MaxMemory, MaxStack, MaxRead, MaxWrite and MaxOperations, where
+// zero means no limit of that kind.
 type Limits struct {
 	MaxSteps     uint64        `json:"max_steps"`
 	MaxWall      time.Duration `json:"max_wall"`
@@ -85,6 +85,9 @@ type Limits struct {
 	// writes to the host (hostops.Counters); zero means no cap.
 	MaxRead  int64 `json:"max_read"`
 	MaxWrite int64 `json:"max_write"`
+	// MaxOperations caps the decisions (audit lines) of the script's
+	// operations (hostops.Counters); zero means no cap.
+	MaxOperations int64 `json:"max_operations"`
 	// MaxExecOutput is hostops.Host's field of that name: bytes of stdout
 	// and of stderr each kept from one program; zero means its default.
 	MaxExecOutput int64 `json:"max_exec_output"`
