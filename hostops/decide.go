@@ -140,16 +140,37 @@ func (h *Host) logRefusal(now time.Time, action, resource string, e *Error) *Err
 }
 
 // deniedError is the ACCESS_DENIED error for a deny decision, in the form
-// `read /etc/shadow denied for User::"agent-7" (policy no-etc)`.
+// `read /etc/shadow denied for User::"agent-7" in Role::"logs" (policy
+// no-etc)`: who asked, in which role (the fact that matters when deploy@
+// is denied what logs@ may do), and which policies decided. An exec
+// denial shows the argument vector it was decided on (h.Context.Argv):
+// `exec /usr/bin/df -h / denied for …`, or, when the program's real path
+// is not the vector's first word, `exec /usr/bin/python3.11 (argv
+// /usr/bin/python3 -c x) denied for …`.
 func (h *Host) deniedError(action, resource string, dec authz.Decision) *Error {
+	shown := resource
+	if argv := h.Context.Argv; action == actionExec && argv != "" {
+		if len(argv) > maxShownArgv {
+			argv = argv[:maxShownArgv] + "..."
+		}
+		if argv == resource || strings.HasPrefix(argv, resource+" ") {
+			shown = argv
+		} else {
+			shown = resource + " (argv " + argv + ")"
+		}
+	}
 	return &Error{
-		Kind:     KindAccessDenied,
-		Message:  fmt.Sprintf("%s %s denied for User::%s (%s)", action, resource, strconv.Quote(h.Principal.UserID), why(dec)),
+		Kind: KindAccessDenied,
+		Message: fmt.Sprintf("%s %s denied for User::%s in Role::%s (%s)", action, shown,
+			strconv.Quote(h.Principal.UserID), strconv.Quote(h.Principal.Role), why(dec)),
 		Action:   action,
 		Resource: resource,
 		Policies: append([]string(nil), dec.Policies...),
 	}
 }
+
+// maxShownArgv is how much of an argument vector a denial repeats.
+const maxShownArgv = 1024
 
 // why says which policies denied: "policy no-etc", "policies a, b",
 // "policy p erred", "policy no-etc; policy p erred" or

@@ -20,7 +20,7 @@ func TestDenialMessages(t *testing.T) {
 	t.Parallel()
 	s := newSandbox(t)
 	p := s.path("allowed/public.txt")
-	prefix := `read ` + p + ` denied for User::"agent-7" `
+	prefix := `read ` + p + ` denied for User::"agent-7" in Role::"logs" `
 	tests := []struct {
 		name     string
 		dec      authz.Decision

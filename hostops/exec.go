@@ -120,7 +120,7 @@ func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecR
 	var e *Error
 	switch {
 	case !allow:
-		e = h.deniedError(actionExec, t.name, dec)
+		e = c.deniedError(actionExec, t.name, dec)
 	case t.err != nil:
 		e = sysError(actionExec, t.name, t.err)
 	default:

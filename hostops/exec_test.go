@@ -625,3 +625,34 @@ func TestExecInheritsNoDescriptors(t *testing.T) {
 		t.Fatalf("the program's descriptors %s and 3 = %q, want %q", n, got, want)
 	}
 }
+
+// TestExecDenialNamesRoleAndArguments: an exec denial says who, in which
+// role, and the argument vector it was decided on, so that the reason is
+// visible without the audit log.
+func TestExecDenialNamesRoleAndArguments(t *testing.T) {
+	b := newBins(t)
+	h, _ := cedarHost(t,
+		permitExec("hello", b.path("hello")),
+		`@id("no-evil") forbid (principal, action == Keyhole::Action::"exec", resource) when { context.args.contains("--evil") };`,
+	)
+	for _, tc := range []struct {
+		name string
+		argv []string
+		want string
+	}{
+		{"args", []string{b.path("hello"), "--evil", "a b"},
+			`exec ` + b.path("hello") + ` --evil "a b" denied for User::"agent-7" in Role::"logs" (policy no-evil)`},
+		{"through-a-link", []string{b.path("link"), "--evil"},
+			`exec ` + b.path("hello") + ` (argv ` + b.path("link") + ` --evil) denied for User::"agent-7" in Role::"logs" (policy no-evil)`},
+		{"default-deny", []string{b.path("other"), "-x"},
+			`exec ` + b.path("other") + ` -x denied for User::"agent-7" in Role::"logs" (no policy permits it)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := h.Exec(context.Background(), tc.argv, hostops.ExecOptions{})
+			var e *hostops.Error
+			if !errors.As(err, &e) || e.Kind != hostops.KindAccessDenied || e.Message != tc.want {
+				t.Fatalf("err = %v\nwant ACCESS_DENIED: %s", err, tc.want)
+			}
+		})
+	}
+}

@@ -53,7 +53,7 @@ func TestList(t *testing.T) {
 			want:    want{resource: a + "/sub", decision: "allow"}},
 		{name: "forbidden-directory", path: f,
 			want: want{kind: hostops.KindAccessDenied, resource: f, decision: "deny",
-				msg: `list ` + f + ` denied for User::"agent-7" (policy no-forbidden)`, policies: []string{"no-forbidden"}}},
+				msg: `list ` + f + ` denied for User::"agent-7" in Role::"logs" (policy no-forbidden)`, policies: []string{"no-forbidden"}}},
 		{name: "through-symlink-to-forbidden", path: a + "/linkdir-forbidden",
 			want: want{kind: hostops.KindAccessDenied, resource: f, decision: "deny"}},
 		{name: "dotdot-escape", path: a + "/../forbidden",

@@ -23,7 +23,7 @@ type readCase struct {
 func readCases(s *sandbox, openat2 bool) []readCase {
 	a, f := s.path("allowed"), s.path("forbidden")
 	deniedMsg := func(p string) string {
-		return `read ` + p + ` denied for User::"agent-7" (policy no-forbidden)`
+		return `read ` + p + ` denied for User::"agent-7" in Role::"logs" (policy no-forbidden)`
 	}
 	cases := []readCase{
 		{name: "allowed-file", path: a + "/public.txt", data: "public data\n",
@@ -102,7 +102,7 @@ func readCases(s *sandbox, openat2 bool) []readCase {
 				msg: "read /dev/null: is a device, not a regular file"}},
 		{name: "outside-every-policy", path: "/etc/hostname",
 			want: want{kind: hostops.KindAccessDenied, resource: "/etc/hostname", decision: "deny",
-				msg: `read /etc/hostname denied for User::"agent-7" (no policy permits it)`}},
+				msg: `read /etc/hostname denied for User::"agent-7" in Role::"logs" (no policy permits it)`}},
 		{name: "relative-path", path: "allowed/public.txt",
 			want: want{kind: hostops.KindInvalidArgument, resource: "allowed/public.txt", decision: "deny",
 				msg: `read: path must be absolute, got "allowed/public.txt"`}},

@@ -41,7 +41,7 @@ func TestStat(t *testing.T) {
 			want: want{resource: "/dev/null", decision: "allow"}},
 		{name: "forbidden-file", path: f + "/secret",
 			want: want{kind: hostops.KindAccessDenied, resource: f + "/secret", decision: "deny",
-				msg: `stat ` + f + `/secret denied for User::"agent-7" (policy no-forbidden)`}},
+				msg: `stat ` + f + `/secret denied for User::"agent-7" in Role::"logs" (policy no-forbidden)`}},
 		{name: "symlink-to-forbidden", path: a + "/link-secret",
 			want: want{kind: hostops.KindAccessDenied, resource: f + "/secret", decision: "deny"}},
 		{name: "missing-under-allowed", path: a + "/missing",

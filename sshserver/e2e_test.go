@@ -81,7 +81,7 @@ func TestStockSSHScripts(t *testing.T) {
 			name: "forbidden-read", login: "logs",
 			script:        fmt.Sprintf(`print(fs.read(%q))`, sb+"/secrets/token"),
 			wantExit:      13,
-			wantStderr:    `ACCESS_DENIED: read ` + sb + `/secrets/token denied for User::"agent-7" (policy no-secrets)`,
+			wantStderr:    `ACCESS_DENIED: read ` + sb + `/secrets/token denied for User::"agent-7" in Role::"logs" (policy no-secrets)`,
 			wantDecisions: []string{"read " + sb + "/secrets/token deny"},
 		},
 		{

@@ -75,7 +75,7 @@ func TestDevCommandsWork(t *testing.T) {
 	}{
 		{"read an allowed file:", 0, "service started", ""},
 		{"list an allowed directory:", 0, "app.log file", ""},
-		{"get denied (exit status 13, ACCESS_DENIED naming the policy):", 13, "", `ACCESS_DENIED: read .*/secrets/token denied for User::"dev-user" \(policy no-secrets\)`},
+		{"get denied (exit status 13, ACCESS_DENIED naming the policy):", 13, "", `ACCESS_DENIED: read .*/secrets/token denied for User::"dev-user" in Role::"dev" \(policy no-secrets\)`},
 		{"get denied through a symlink that points into secrets/:", 13, "", `ACCESS_DENIED: read .*/secrets/token denied`},
 		{"observe a denial and carry on:", 0, "ACCESS_DENIED", ""},
 	}
