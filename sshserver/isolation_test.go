@@ -3,6 +3,7 @@ package sshserver_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -130,7 +131,7 @@ func (h *pidHook) last() int {
 
 func TestWorkerKilled(t *testing.T) {
 	log := logrus.New()
-	log.SetOutput(discardWriter{})
+	log.SetOutput(io.Discard)
 	log.SetLevel(logrus.DebugLevel)
 	hook := &pidHook{}
 	log.AddHook(hook)
@@ -178,10 +179,6 @@ func TestWorkerKilled(t *testing.T) {
 	}
 	stillServes(t, e)
 }
-
-type discardWriter struct{}
-
-func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 // TestMisbehavingWorker runs the server against workers that break the
 // protocol, as a subverted worker might: the session ends INTERNAL, what

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -140,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Log == nil {
 		l := logrus.New()
-		l.Out = discard{}
+		l.Out = io.Discard
 		cfg.Log = l
 	}
 	if cfg.Clock == nil {
@@ -389,7 +390,3 @@ func newSessionID() string {
 	}
 	return hex.EncodeToString(b[:])
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
