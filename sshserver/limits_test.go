@@ -184,7 +184,7 @@ func TestMaxStartupsFairness(t *testing.T) {
 		t.Fatal("a connection beyond MaxStartups was kept")
 	}
 	e.WaitAudit(t, func(ev map[string]any) bool {
-		return ev["event"] == "auth.refused" && ev["reason"] == "too many unauthenticated connections" && ev["source"] == "127.0.0.6"
+		return ev["event"] == "auth.refused" && ev["reason"] == "too many unauthenticated connections (limit 20)" && ev["source"] == "127.0.0.6"
 	})
 
 	// The flood ends; its slots come back.

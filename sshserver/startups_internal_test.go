@@ -21,11 +21,11 @@ func TestStartupsCaps(t *testing.T) {
 	}
 	take(a, true, "")
 	take(a, true, "")
-	take(a, false, "too many unauthenticated connections from this source")
+	take(a, false, "too many unauthenticated connections from this source (limit 2)")
 	take(b, true, "")
 	take(b, true, "")
 	take(netip.MustParseAddr("192.0.2.3"), true, "")
-	take(netip.MustParseAddr("192.0.2.4"), false, "too many unauthenticated connections")
+	take(netip.MustParseAddr("192.0.2.4"), false, "too many unauthenticated connections (limit 5)")
 	// Releasing twice frees one slot only.
 	releases[0]()
 	releases[0]()
@@ -36,14 +36,14 @@ func TestStartupsCaps(t *testing.T) {
 	for _, r := range releases {
 		r()
 	}
-	if total, _ := s.counts(a); total != 0 || len(s.bySource) != 0 {
-		t.Fatalf("after all releases: total %d, sources %d", total, len(s.bySource))
+	if total, _ := s.counts(a); total != 0 || len(s.byKey) != 0 {
+		t.Fatalf("after all releases: total %d, sources %d", total, len(s.byKey))
 	}
 	// Defaults, and a per-source default never above the total.
-	if d := newStartups(0, 0); d.max != DefaultMaxStartups || d.perSource != DefaultMaxStartupsPerSource {
-		t.Errorf("defaults = %d/%d", d.max, d.perSource)
+	if d := newStartups(0, 0); d.max != DefaultMaxStartups || d.perKey != DefaultMaxStartupsPerSource {
+		t.Errorf("defaults = %d/%d", d.max, d.perKey)
 	}
-	if d := newStartups(3, 0); d.perSource != 3 {
-		t.Errorf("per-source default with max 3 = %d", d.perSource)
+	if d := newStartups(3, 0); d.perKey != 3 {
+		t.Errorf("per-source default with max 3 = %d", d.perKey)
 	}
 }
