@@ -34,6 +34,12 @@ type session struct {
 
 	mu   sync.Mutex  // guards base: the request loop and the script both log
 	base audit.Event // identity fields of every audit line of the session
+
+	// release frees the session's slot; ended is set once the session.end
+	// line has been written (by finish, before the client is told the exit
+	// status, so that a client that has its exit status finds the line).
+	release func()
+	ended   bool
 }
 
 func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx gliderssh.Context) {
@@ -97,15 +103,23 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		return
 	}
 	ss.ch = ch
-	exit := ss.serve(ctx, reqs)
-	end := audit.Event{Event: audit.SessionEnd}
-	if exit >= 0 {
-		end.Exit = audit.Int(exit)
+	ss.release = release
+	if exit := ss.serve(ctx, reqs); !ss.ended {
+		ss.end(exit)
 	}
-	// The slot is free once the script has ended: whoever reads the
-	// session.end line may open the next session.
-	release()
-	ss.log(end)
+}
+
+// end frees the session's slot and writes its session.end line, with the
+// script's exit status when one ran (exit >= 0). The slot is free first:
+// whoever reads the session.end line may open the next session.
+func (ss *session) end(exit int) {
+	e := audit.Event{Event: audit.SessionEnd}
+	if exit >= 0 {
+		e.Exit = audit.Int(exit)
+	}
+	ss.release()
+	ss.ended = true
+	_ = ss.log(e) // the session is over: nothing is left to stop
 }
 
 // msgAuditSessionRefused is what a client is told when its session cannot
@@ -318,7 +332,9 @@ func (ss *session) runScript(ctx context.Context, src string) int {
 	return ss.finish(end.result())
 }
 
-// finish writes the error line, the exit status, and closes the channel.
+// finish writes the error line, ends the session (its session.end line),
+// then sends the exit status and closes the channel: every audit line of
+// the session is written before the client learns how it ended.
 func (ss *session) finish(res *starlarkrt.Result) int {
 	if res.Err != nil {
 		line := res.Err.Kind + ": " + res.Err.Message + "\n"
@@ -327,6 +343,7 @@ func (ss *session) finish(res *starlarkrt.Result) int {
 		}
 		_, _ = io.WriteString(ss.ch.Stderr(), line)
 	}
+	ss.end(res.Exit)
 	_, _ = ss.ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{uint32(res.Exit)}))
 	_ = ss.ch.CloseWrite()
 	return res.Exit

@@ -257,3 +257,31 @@ func TestServiceManagerConfigured(t *testing.T) {
 		return ev["event"] == "decision" && ev["action"] == "restart" && ev["resource"] == "db" && ev["decision"] == "deny"
 	})
 }
+
+// TestSessionEndBeforeExitStatus: a client that has the exit status of
+// its session finds the session's session.end line already in the audit
+// log (DESIGN.md invariant 7): the server writes it before it sends the
+// status.
+func TestSessionEndBeforeExitStatus(t *testing.T) {
+	t.Parallel()
+	e := bytesEnv(t, sshserver.Limits{}, nil)
+	want := map[float64]int{} // session.end lines by exit status
+	for i := 1; i <= 6; i++ {
+		script := fmt.Sprintf("print(%d)", i)
+		if i%2 == 0 {
+			script = `fs.read("/nonexistent/x")` // ends with an error line too
+		}
+		res := e.SSH(t, "logs", script)
+		want[float64(res.Exit)]++
+		got := map[float64]int{}
+		for _, ev := range e.Audit(t) {
+			if ev["event"] == "session.end" {
+				exit, _ := ev["exit"].(float64)
+				got[exit]++
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("after session %d (exit %d): session.end lines by exit %v, want %v", i, res.Exit, got, want)
+		}
+	}
+}
