@@ -310,17 +310,29 @@ func (ss *session) runStdin(ctx context.Context) int {
 	return ss.runScript(ctx, string(src))
 }
 
-// runScript runs src and reports its end to the client.
-func (ss *session) runScript(ctx context.Context, src string) int {
-	sum := starlarkrt.ScriptSHA256(src)
+// beginScript puts src's hash and the transport on the session's audit
+// lines and returns the hash and the template of the script's decision
+// events; tooBig says why src is refused as too large ("" when it is
+// not).
+func (ss *session) beginScript(src string) (sum string, event audit.Event, tooBig string) {
+	sum = starlarkrt.ScriptSHA256(src)
 	ss.mu.Lock()
 	ss.base.ScriptSHA256 = sum
 	ss.base.Transport = "script"
-	event := ss.base
+	event = ss.base
 	ss.mu.Unlock()
 	if int64(len(src)) > ss.s.cfg.Limits.MaxScript {
+		tooBig = fmt.Sprintf("script larger than %d bytes", ss.s.cfg.Limits.MaxScript)
+	}
+	return sum, event, tooBig
+}
+
+// runScript runs src and reports its end to the client.
+func (ss *session) runScript(ctx context.Context, src string) int {
+	sum, event, tooBig := ss.beginScript(src)
+	if tooBig != "" {
 		return ss.finish(&starlarkrt.Result{Exit: starlarkrt.ExitLimitExceeded,
-			Err: &starlarkrt.Error{Kind: hostops.KindLimitExceeded, Message: fmt.Sprintf("script larger than %d bytes", ss.s.cfg.Limits.MaxScript)}})
+			Err: &starlarkrt.Error{Kind: hostops.KindLimitExceeded, Message: tooBig}})
 	}
 	var out io.Writer = ss.ch
 	if ss.pty {

@@ -97,15 +97,9 @@ func (ss *session) runStructured(ctx context.Context) int {
 		return ss.refuseStructured(jw, starlarkrt.ExitScriptError, hostops.KindInvalidArgument, err.Error())
 	}
 	src := *req.Script
-	sum := starlarkrt.ScriptSHA256(src)
-	ss.mu.Lock()
-	ss.base.ScriptSHA256 = sum
-	ss.base.Transport = "script"
-	event := ss.base
-	ss.mu.Unlock()
-	if int64(len(src)) > ss.s.cfg.Limits.MaxScript {
-		return ss.finishStructured(jw, endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
-			fmt.Sprintf("script larger than %d bytes", ss.s.cfg.Limits.MaxScript)))
+	sum, event, tooBig := ss.beginScript(src)
+	if tooBig != "" {
+		return ss.finishStructured(jw, endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded, tooBig))
 	}
 	end := ss.runWorker(ctx, ss.startMessage(src, sum, req.Args, event), scriptSink{
 		print: func(p []byte) error {
