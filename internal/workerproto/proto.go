@@ -24,8 +24,12 @@ const (
 	// TypeConfirm tells the worker that the line of its last AuditSync
 	// message is in the audit log. Its payload is empty.
 	TypeConfirm Type = 7 // server → worker: empty
+	// TypeSync asks the server to take every decision the worker has put
+	// in its ring and answer with a Confirm once their lines are in the
+	// audit log. Its payload is empty.
+	TypeSync Type = 8 // worker → server: empty
 
-	typeLast = TypeConfirm
+	typeLast = TypeSync
 )
 
 func (t Type) String() string {
@@ -44,6 +48,8 @@ func (t Type) String() string {
 		return "audit-sync"
 	case TypeConfirm:
 		return "confirm"
+	case TypeSync:
+		return "sync"
 	}
 	return "unknown"
 }

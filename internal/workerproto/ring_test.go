@@ -182,6 +182,63 @@ func TestRingFileSizes(t *testing.T) {
 	}
 }
 
+// TestRingFileSealed: the size of a ring file is fixed, so a worker
+// holding its descriptor cannot shrink it under the server's mapping
+// (which would make the server's next access SIGBUS) nor grow it.
+func TestRingFileSealed(t *testing.T) {
+	_, c, f := newRing(t, 4096)
+	for _, size := range []int64{0, 64, 64 + 4096 + 1} {
+		if err := f.Truncate(size); err == nil {
+			t.Errorf("truncate of the ring file to %d bytes accepted", size)
+		}
+	}
+	if got := takeAll(t, c); len(got) != 0 {
+		t.Fatalf("took %q", got)
+	}
+	if !workerproto.IsRingFile(int(f.Fd())) {
+		t.Error("IsRingFile(ring file) = false")
+	}
+	tmp, err := os.CreateTemp(t.TempDir(), "ring")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tmp.Close()
+	if workerproto.IsRingFile(int(tmp.Fd())) {
+		t.Error("IsRingFile(plain file) = true")
+	}
+	if workerproto.IsRingFile(1 << 20) {
+		t.Error("IsRingFile(closed descriptor) = true")
+	}
+}
+
+// TestRingTakeTo: records put after a Mark are left for the next Take.
+func TestRingTakeTo(t *testing.T) {
+	p, c, _ := newRing(t, 4096)
+	put := func(s string) {
+		t.Helper()
+		if err := p.Put([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("a")
+	put("b")
+	mark := c.Mark()
+	put("c")
+	var got []string
+	if err := c.TakeTo(mark, func(rec []byte) error { got = append(got, string(rec)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "") != "ab" || !c.Pending() {
+		t.Fatalf("TakeTo took %q, pending %v", got, c.Pending())
+	}
+	if got := takeAll(t, c); strings.Join(got, "") != "c" {
+		t.Fatalf("then took %q", got)
+	}
+	if err := c.TakeTo(mark, func([]byte) error { return nil }); err == nil {
+		t.Error("TakeTo of a mark before what was taken accepted")
+	}
+}
+
 // ringChildEnv makes this test binary the producer of
 // TestRingSurvivesAKilledProducer.
 const ringChildEnv = "WORKERPROTO_TEST_RING_CHILD"
