@@ -140,7 +140,7 @@ func workerRun(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet,
 	}
 	res := Run(ctx, filename, st.Script, Options{
 		Host:      host,
-		Stdout:    printPipe{w},
+		Stdout:    printPipe{w, ap},
 		MaxSteps:  st.Limits.MaxSteps,
 		MaxWall:   st.Limits.MaxWall,
 		MaxOutput: st.Limits.MaxOutput,
@@ -198,8 +198,9 @@ func decodeArgs(raw json.RawMessage) (map[string]any, error) {
 // the server has confirmed that every line up to it is written; a full
 // ring is emptied the same way, and the record put again. A decision the
 // ring cannot carry (a record over workerproto.MaxRecord, or more
-// policies than workerproto.MaxDecisionPolicies) goes as a message, as
-// without a ring.
+// policies than workerproto.MaxDecisionPolicies) goes as an AuditSync
+// message, confirmed before the script goes on, so that no later record
+// can overtake it.
 //
 // Without a ring, a decision whose operation changes the host is sent as
 // AuditSync, and Log returns once the server has confirmed its line;
@@ -222,19 +223,33 @@ type auditPipe struct {
 }
 
 func (a *auditPipe) Log(e audit.Event) error {
-	if a.ring != nil && e.Event == audit.Decision && (e.Decision == "allow" || e.Decision == "deny") &&
-		len(e.Policies) <= workerproto.MaxDecisionPolicies {
+	if a.ring == nil {
+		if !hostops.Acts(e) {
+			return a.logMessage(e, false)
+		}
 		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.logMessage(e, true)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e.Event == audit.Decision && (e.Decision == "allow" || e.Decision == "deny") &&
+		len(e.Policies) <= workerproto.MaxDecisionPolicies {
 		a.rec = workerproto.AppendDecision(a.rec[:0], &workerproto.Decision{Action: e.Action, Resource: e.Resource,
 			Allow: e.Decision == "allow", Policies: e.Policies, Reason: e.Reason, Argv: e.Argv})
 		if len(a.rec) <= workerproto.MaxRecord {
-			err := a.putRecord(hostops.Acts(e))
-			a.mu.Unlock()
-			return err
+			return a.putRecord(hostops.Acts(e))
 		}
-		a.mu.Unlock()
 	}
-	return a.logMessage(e)
+	return a.logMessage(e, true)
+}
+
+// putMark puts a print mark (an empty record) in the ring.
+func (a *auditPipe) putMark() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.rec = a.rec[:0]
+	return a.putRecord(false)
 }
 
 // putRecord puts a.rec in the ring and, when sync is set, waits until
@@ -256,19 +271,18 @@ func (a *auditPipe) putRecord(sync bool) error {
 	return nil
 }
 
-// logMessage sends e as an Audit or AuditSync message.
-func (a *auditPipe) logMessage(e audit.Event) error {
+// logMessage sends e as an Audit message, or as an AuditSync message and
+// waits for its Confirm (a.mu held).
+func (a *auditPipe) logMessage(e audit.Event, sync bool) error {
 	// The bytes WriteJSON would send, without reflection: one event per
 	// host operation.
 	p, err := e.AppendJSON(make([]byte, 0, 512))
 	if err != nil {
 		return fmt.Errorf("starlarkrt: worker: audit event: %w", err)
 	}
-	if !hostops.Acts(e) {
+	if !sync {
 		return a.w.WriteRaw(workerproto.TypeAudit, p)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	return a.sync(workerproto.TypeAuditSync, p)
 }
 
@@ -290,10 +304,21 @@ func (a *auditPipe) sync(t workerproto.Type, p []byte) error {
 	}
 }
 
-// printPipe sends each write (Run writes one per print call) to the server.
-type printPipe struct{ w *workerproto.Writer }
+// printPipe sends each write (Run writes one per print call) to the
+// server. With a ring, it first puts a print mark there (an empty
+// record): the server takes the decisions put before the mark before it
+// forwards the print, and none put after it.
+type printPipe struct {
+	w  *workerproto.Writer
+	ap *auditPipe
+}
 
 func (p printPipe) Write(b []byte) (int, error) {
+	if p.ap.ring != nil {
+		if err := p.ap.putMark(); err != nil {
+			return 0, err
+		}
+	}
 	if err := p.w.WriteRaw(workerproto.TypePrint, b); err != nil {
 		return 0, err
 	}

@@ -165,18 +165,7 @@ func (r *Ring) copyOut(at uint64, p []byte) {
 // MaxRecord or past the head, is an error: the producer broke the
 // protocol, and nothing after that point is believed.
 func (r *Ring) Take(fn func(rec []byte) error) error {
-	return r.TakeTo(r.Mark(), fn)
-}
-
-// Mark returns the producer's count as it is now (consumer end): TakeTo
-// with it takes the records put before this call and none put after.
-func (r *Ring) Mark() uint64 { return atomic.LoadUint64(r.word(offHead)) }
-
-// TakeTo is Take of the records put before mark, a value Mark returned
-// since the last Take or TakeTo. A mark that does not fall between
-// records is an error, as Take's head is.
-func (r *Ring) TakeTo(mark uint64, fn func(rec []byte) error) error {
-	head := mark
+	head := atomic.LoadUint64(r.word(offHead))
 	if head < r.tail || head-r.tail > r.size {
 		return fmt.Errorf("workerproto: ring head %d is impossible after %d taken", head, r.tail)
 	}

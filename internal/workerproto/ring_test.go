@@ -211,34 +211,6 @@ func TestRingFileSealed(t *testing.T) {
 	}
 }
 
-// TestRingTakeTo: records put after a Mark are left for the next Take.
-func TestRingTakeTo(t *testing.T) {
-	p, c, _ := newRing(t, 4096)
-	put := func(s string) {
-		t.Helper()
-		if err := p.Put([]byte(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put("a")
-	put("b")
-	mark := c.Mark()
-	put("c")
-	var got []string
-	if err := c.TakeTo(mark, func(rec []byte) error { got = append(got, string(rec)); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(got, "") != "ab" || !c.Pending() {
-		t.Fatalf("TakeTo took %q, pending %v", got, c.Pending())
-	}
-	if got := takeAll(t, c); strings.Join(got, "") != "c" {
-		t.Fatalf("then took %q", got)
-	}
-	if err := c.TakeTo(mark, func([]byte) error { return nil }); err == nil {
-		t.Error("TakeTo of a mark before what was taken accepted")
-	}
-}
-
 // ringChildEnv makes this test binary the producer of
 // TestRingSurvivesAKilledProducer.
 const ringChildEnv = "WORKERPROTO_TEST_RING_CHILD"
