@@ -201,6 +201,14 @@ func TestMisbehavingWorker(t *testing.T) {
 		{"bad-exit", 125, "INTERNAL: worker protocol error", 0},
 		{"after-result", 125, "INTERNAL: worker protocol error", 0},
 		{"forged-identity", 0, "", 1},
+		{"ring-garbage", 125, "INTERNAL: worker protocol error", 0},
+		{"ring-decision-then-garbage", 125, "INTERNAL: worker protocol error", 1},
+		{"ring-bad-head", 125, "INTERNAL: worker protocol error", 0},
+		{"ring-bad-length", 125, "INTERNAL: worker protocol error", 0},
+		{"ring-unmarked-print", 125, "INTERNAL: worker protocol error", 0},
+		{"sync-with-payload", 125, "INTERNAL: worker protocol error", 0},
+		{"ring-truncate", 0, "", 1},
+		{"ring-killed", 125, "INTERNAL: worker process killed by signal 9", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
@@ -218,9 +226,12 @@ func TestMisbehavingWorker(t *testing.T) {
 					return cmd
 				},
 			})
-			_, stderr, exit := runXC(t, e, `print("hi")`)
+			stdout, stderr, exit := runXC(t, e, `print("hi")`)
 			if exit != tt.wantExit || !strings.Contains(stderr, tt.wantErr) {
 				t.Errorf("exit %d stderr %q, want %d %q", exit, stderr, tt.wantExit, tt.wantErr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q from a worker that broke the protocol", stdout)
 			}
 			end := e.WaitAudit(t, func(ev map[string]any) bool { return ev["event"] == "session.end" })
 			evs := e.Audit(t)
