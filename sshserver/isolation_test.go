@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -255,4 +256,95 @@ func TestMisbehavingWorker(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWorkerKilledAfterRead: a worker killed with SIGKILL right after a
+// read, before the server took that read's decision out of the worker's
+// ring, still has the decision's line in the audit log, before the
+// session's end. The client does not read its output, so the server is
+// stuck forwarding the script's first print when the read happens and
+// takes nothing from the ring until the worker is gone.
+func TestWorkerKilledAfterRead(t *testing.T) {
+	log := logrus.New()
+	log.SetOutput(discardWriter{})
+	log.SetLevel(logrus.DebugLevel)
+	hook := &pidHook{}
+	log.AddHook(hook)
+	e := testenv.Start(t, testenv.Options{
+		Policies: map[string]string{"logs.cedar": logsPolicy},
+		Files:    sandboxFiles,
+		Limits:   sshserver.Limits{MaxWall: time.Minute, MaxSteps: 1 << 40, MaxOutput: 64 << 20},
+		Log:      log,
+	})
+	marker := e.Sandbox + "/logs/app.log"
+	c := dial(t, e, "logs")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.StdoutPipe(); err != nil { // never read
+		t.Fatal(err)
+	}
+	// More than the client's window (2 MiB), then the read, then 64 MiB
+	// of memory to say the read is done, then nothing but computing.
+	script := fmt.Sprintf("print(\"a\" * (8 << 20))\nfs.read(%q)\nx = \"x\" * (64 << 20)\nwhile True: pass", marker)
+	if err := s.Start(script); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	waitFor(t, "the worker to start", func() bool { pid = hook.last(); return pid != 0 })
+	waitFor(t, "the worker to pass the read", func() bool { return residentBytes(pid) > 64<<20 })
+	for _, ev := range e.Audit(t) {
+		if ev["resource"] == marker {
+			t.Fatalf("the read's line was written while the server was stuck: %v", ev)
+		}
+	}
+	// The worker holds its ring mapped, not open: a program it ran would
+	// not inherit it.
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); strings.Contains(l, "keyhole-decisions") {
+			t.Errorf("worker holds its ring open as descriptor %s", fd.Name())
+		}
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	evs := sessionOf(t, e, marker)
+	if len(evs) != 3 || evs[1]["event"] != "decision" || evs[1]["action"] != "read" || evs[1]["decision"] != "allow" ||
+		evs[2]["event"] != "session.end" {
+		t.Errorf("session's audit lines: %v", evs)
+	}
+}
+
+// waitFor waits until cond holds, failing the test after 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// residentBytes returns the resident memory of process pid, or 0.
+func residentBytes(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(f[1], 10, 64)
+	return n * int64(os.Getpagesize())
 }

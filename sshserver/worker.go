@@ -698,10 +698,9 @@ var errQuietStop = errors.New("sshserver: worker stopped")
 func (q *quietReader) Read(p []byte) (int, error) {
 	for {
 		if err := q.f.SetReadDeadline(time.Now().Add(memPoll)); err != nil {
-			if errors.Is(err, os.ErrNoDeadline) {
-				return q.f.Read(p)
-			}
-			return 0, err
+			// No deadlines on this file, or it was closed (runWorker's
+			// drainGrace): Read says which.
+			return q.f.Read(p)
 		}
 		n, err := q.f.Read(p)
 		if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
