@@ -348,3 +348,73 @@ func residentBytes(pid int) int64 {
 	n, _ := strconv.ParseInt(f[1], 10, 64)
 	return n * int64(os.Getpagesize())
 }
+
+// TestDecisionLoggedWhileComputing: the line of a decision is written
+// while the script that made it is still running, with nothing printed
+// since: the server takes the worker's decisions when its pipe is quiet.
+func TestDecisionLoggedWhileComputing(t *testing.T) {
+	e := startEnv(t, sshserver.Limits{MaxWall: time.Minute, MaxSteps: 1 << 40})
+	marker := e.Sandbox + "/logs/app.log"
+	c := dial(t, e, "logs")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Start(fmt.Sprintf("fs.stat(%q)\nwhile True: pass", marker)); err != nil {
+		t.Fatal(err)
+	}
+	d := e.WaitAudit(t, func(ev map[string]any) bool { return ev["resource"] == marker })
+	for _, ev := range e.Audit(t) {
+		if ev["session"] == d["session"] && ev["event"] == "session.end" {
+			t.Fatalf("the line came with the session's end: %v", ev)
+		}
+	}
+	s.Close()
+	e.WaitAudit(t, func(ev map[string]any) bool { return ev["session"] == d["session"] && ev["event"] == "session.end" })
+}
+
+// TestNoRingLeak runs sessions that end every way a worker ends and
+// checks that the server holds no ring mapped or open afterwards.
+func TestNoRingLeak(t *testing.T) {
+	e := testenv.Start(t, testenv.Options{
+		Policies:   map[string]string{"logs.cedar": logsPolicy},
+		Files:      sandboxFiles,
+		Limits:     sshserver.Limits{MaxWall: time.Second, MaxSteps: 1 << 40},
+		WorkerPool: -1,
+	})
+	marker := e.Sandbox + "/logs/app.log"
+	before := ringsHeld(t)
+	for _, script := range []string{
+		fmt.Sprintf("print(fs.read(%q))", marker),
+		fmt.Sprintf("fs.read(%q + \"/nope\")", e.Sandbox+"/secrets"),
+		"syntax error(",
+		"while True: pass",
+		fmt.Sprintf("fs.stat(%q)\nx = [0] * (1 << 40)", marker),
+	} {
+		runXC(t, e, script)
+	}
+	if after := ringsHeld(t); after != before {
+		t.Errorf("rings held: %d before, %d after", before, after)
+	}
+}
+
+// ringsHeld counts the decision rings this process maps or holds open.
+func ringsHeld(t *testing.T) int {
+	t.Helper()
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := strings.Count(string(maps), "keyhole-decisions")
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if l, _ := os.Readlink("/proc/self/fd/" + fd.Name()); strings.Contains(l, "keyhole-decisions") {
+			n++
+		}
+	}
+	return n
+}
