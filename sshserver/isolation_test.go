@@ -286,15 +286,16 @@ func TestWorkerKilledAfterRead(t *testing.T) {
 	if _, err := s.StdoutPipe(); err != nil { // never read
 		t.Fatal(err)
 	}
-	// More than the client's window (2 MiB), then the read, then 64 MiB
+	// More than the client's window (2 MiB), then the read, then 256 MiB
 	// of memory to say the read is done, then nothing but computing.
-	script := fmt.Sprintf("print(\"a\" * (8 << 20))\nfs.read(%q)\nx = \"x\" * (64 << 20)\nwhile True: pass", marker)
+	script := fmt.Sprintf("print(\"a\" * (8 << 20))\nfs.read(%q)\nx = \"x\" * (256 << 20)\nwhile True: pass", marker)
 	if err := s.Start(script); err != nil {
 		t.Fatal(err)
 	}
 	var pid int
 	waitFor(t, "the worker to start", func() bool { pid = hook.last(); return pid != 0 })
-	waitFor(t, "the worker to pass the read", func() bool { return residentBytes(pid) > 64<<20 })
+	base := residentBytes(pid)
+	waitFor(t, "the worker to pass the read", func() bool { return residentBytes(pid) > base+200<<20 })
 	for _, ev := range e.Audit(t) {
 		if ev["resource"] == marker {
 			t.Fatalf("the read's line was written while the server was stuck: %v", ev)
