@@ -1,8 +1,9 @@
 package starlarkrt
 
 // The worker side of the server ↔ worker protocol (internal/workerproto):
-// one script, received over a pipe, run under its limits, with every audit
-// event and print call sent back as it happens.
+// one script, received over a pipe, run under its limits, with every
+// decision put in the decision ring (or sent, without one) and every print
+// call sent back as it happens.
 
 import (
 	"bytes"
