@@ -14,10 +14,7 @@ type Type byte
 // Message types.
 const (
 	TypeStart  Type = 1 // server → worker: *Start, JSON
-	// TypeAudit is a decision sent as a message, not put in the
-	// decision ring: by a worker with no ring, or a decision too large
-	// for a ring record (doc.go).
-	TypeAudit  Type = 2 // worker → server: audit.Event, JSON
+	TypeAudit  Type = 2 // worker → server: audit.Event, JSON; a decision not in the ring (doc.go)
 	TypePrint  Type = 3 // worker → server: raw bytes of one print call
 	TypeResult Type = 4 // worker → server: *Result, JSON
 	// TypeAuditSync is an Audit message whose operation acts on the host
