@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
@@ -89,7 +90,8 @@ func TestAuditLogFullRefusesEverything(t *testing.T) {
 // does not happen (no data read leaves, no file is written) and the
 // session ends INTERNAL; new sessions are refused until the directory is
 // back, and then served again without a restart, after an audit.resumed
-// line.
+// line. A script that goes on computing after a read whose line could not
+// be written is stopped then, not at its wall-clock limit.
 func TestAuditLogRemovedMidRun(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -99,6 +101,7 @@ func TestAuditLogRemovedMidRun(t *testing.T) {
 		{"list", `print(fs.list("{{SANDBOX}}/logs"))`, "list {{SANDBOX}}/logs"},
 		{"write", `fs.write("{{SANDBOX}}/out/new.txt", "x"); print("written")`, "create {{SANDBOX}}/out/new.txt"},
 		{"caught-write", `print(catch(fs.write, "{{SANDBOX}}/out/new.txt", "x"))`, "create {{SANDBOX}}/out/new.txt"},
+		{"read-then-compute", "data = fs.read(\"{{SANDBOX}}/logs/app.log\")\nwhile True: pass\nprint(data)", "read {{SANDBOX}}/logs/app.log"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,6 +116,7 @@ func TestAuditLogRemovedMidRun(t *testing.T) {
 				Files:     map[string]string{"logs/app.log": "SECRET-LINE\n", "out/.keep": ""},
 				AuditPath: filepath.Join(dir, "audit.jsonl"),
 				Log:       log,
+				Limits:    sshserver.Limits{MaxWall: 2 * time.Minute, MaxSteps: 1 << 50},
 			})
 			sub := func(s string) string { return strings.ReplaceAll(s, "{{SANDBOX}}", e.Sandbox) }
 
@@ -127,7 +131,11 @@ func TestAuditLogRemovedMidRun(t *testing.T) {
 			}
 			var stdout, stderr strings.Builder
 			s.Stdout, s.Stderr = &stdout, &stderr
+			start := time.Now()
 			err = s.Run(sub(tc.script))
+			if took := time.Since(start); took > time.Minute {
+				t.Errorf("the session ended after %s, at its wall-clock limit", took)
+			}
 			var ee *gossh.ExitError
 			want := "INTERNAL: audit log unwritable, " + sub(tc.want) + " not performed\n"
 			if !asExit(err, &ee) || ee.ExitStatus() != 125 || stdout.Len() > 0 || stderr.String() != want {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -198,6 +199,14 @@ func TestMisbehavingWorker(t *testing.T) {
 		{"bad-exit", 125, "INTERNAL: worker protocol error", 0},
 		{"after-result", 125, "INTERNAL: worker protocol error", 0},
 		{"forged-identity", 0, "", 1},
+		{"ring-garbage", 125, "INTERNAL: worker protocol error", 0},
+		{"ring-decision-then-garbage", 125, "INTERNAL: worker protocol error", 1},
+		{"ring-bad-head", 125, "INTERNAL: worker protocol error", 0},
+		{"ring-bad-length", 125, "INTERNAL: worker protocol error", 0},
+		{"ring-unmarked-print", 125, "INTERNAL: worker protocol error", 0},
+		{"sync-with-payload", 125, "INTERNAL: worker protocol error", 0},
+		{"ring-truncate", 0, "", 1},
+		{"ring-killed", 125, "INTERNAL: worker process killed by signal 9", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
@@ -215,9 +224,12 @@ func TestMisbehavingWorker(t *testing.T) {
 					return cmd
 				},
 			})
-			_, stderr, exit := runXC(t, e, `print("hi")`)
+			stdout, stderr, exit := runXC(t, e, `print("hi")`)
 			if exit != tt.wantExit || !strings.Contains(stderr, tt.wantErr) {
 				t.Errorf("exit %d stderr %q, want %d %q", exit, stderr, tt.wantExit, tt.wantErr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q from a worker that broke the protocol", stdout)
 			}
 			end := e.WaitAudit(t, func(ev map[string]any) bool { return ev["event"] == "session.end" })
 			evs := e.Audit(t)
@@ -241,4 +253,166 @@ func TestMisbehavingWorker(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWorkerKilledAfterRead: a worker killed with SIGKILL right after a
+// read, before the server took that read's decision out of the worker's
+// ring, still has the decision's line in the audit log, before the
+// session's end. The client does not read its output, so the server is
+// stuck forwarding the script's first print when the read happens and
+// takes nothing from the ring until the worker is gone.
+func TestWorkerKilledAfterRead(t *testing.T) {
+	log := logrus.New()
+	log.SetOutput(discardWriter{})
+	log.SetLevel(logrus.DebugLevel)
+	hook := &pidHook{}
+	log.AddHook(hook)
+	e := testenv.Start(t, testenv.Options{
+		Policies: map[string]string{"logs.cedar": logsPolicy},
+		Files:    sandboxFiles,
+		Limits:   sshserver.Limits{MaxWall: time.Minute, MaxSteps: 1 << 40, MaxOutput: 64 << 20},
+		Log:      log,
+	})
+	marker := e.Sandbox + "/logs/app.log"
+	c := dial(t, e, "logs")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.StdoutPipe(); err != nil { // never read
+		t.Fatal(err)
+	}
+	// More than the client's window (2 MiB), then the read, then 256 MiB
+	// of memory to say the read is done, then nothing but computing.
+	script := fmt.Sprintf("print(\"a\" * (8 << 20))\nfs.read(%q)\nx = \"x\" * (256 << 20)\nwhile True: pass", marker)
+	if err := s.Start(script); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	waitFor(t, "the worker to start", func() bool { pid = hook.last(); return pid != 0 })
+	base := residentBytes(pid)
+	waitFor(t, "the worker to pass the read", func() bool { return residentBytes(pid) > base+200<<20 })
+	for _, ev := range e.Audit(t) {
+		if ev["resource"] == marker {
+			t.Fatalf("the read's line was written while the server was stuck: %v", ev)
+		}
+	}
+	// The worker holds its ring mapped, not open: a program it ran would
+	// not inherit it.
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); strings.Contains(l, "keyhole-decisions") {
+			t.Errorf("worker holds its ring open as descriptor %s", fd.Name())
+		}
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	evs := sessionOf(t, e, marker)
+	if len(evs) != 3 || evs[1]["event"] != "decision" || evs[1]["action"] != "read" || evs[1]["decision"] != "allow" ||
+		evs[2]["event"] != "session.end" {
+		t.Errorf("session's audit lines: %v", evs)
+	}
+}
+
+// waitFor waits until cond holds, failing the test after 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// residentBytes returns the resident memory of process pid, or 0.
+func residentBytes(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(f[1], 10, 64)
+	return n * int64(os.Getpagesize())
+}
+
+// TestDecisionLoggedWhileComputing: the line of a decision is written
+// while the script that made it is still running, with nothing printed
+// since: the server takes the worker's decisions when its pipe is quiet.
+func TestDecisionLoggedWhileComputing(t *testing.T) {
+	e := startEnv(t, sshserver.Limits{MaxWall: time.Minute, MaxSteps: 1 << 40})
+	marker := e.Sandbox + "/logs/app.log"
+	c := dial(t, e, "logs")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Start(fmt.Sprintf("fs.stat(%q)\nwhile True: pass", marker)); err != nil {
+		t.Fatal(err)
+	}
+	d := e.WaitAudit(t, func(ev map[string]any) bool { return ev["resource"] == marker })
+	for _, ev := range e.Audit(t) {
+		if ev["session"] == d["session"] && ev["event"] == "session.end" {
+			t.Fatalf("the line came with the session's end: %v", ev)
+		}
+	}
+	s.Close()
+	e.WaitAudit(t, func(ev map[string]any) bool { return ev["session"] == d["session"] && ev["event"] == "session.end" })
+}
+
+// TestNoRingLeak runs sessions that end every way a worker ends and
+// checks that the server holds no ring mapped or open afterwards.
+func TestNoRingLeak(t *testing.T) {
+	e := testenv.Start(t, testenv.Options{
+		Policies:   map[string]string{"logs.cedar": logsPolicy},
+		Files:      sandboxFiles,
+		Limits:     sshserver.Limits{MaxWall: time.Second, MaxSteps: 1 << 40},
+		WorkerPool: -1,
+	})
+	marker := e.Sandbox + "/logs/app.log"
+	before := ringsHeld(t)
+	for _, script := range []string{
+		fmt.Sprintf("print(fs.read(%q))", marker),
+		fmt.Sprintf("fs.read(%q + \"/nope\")", e.Sandbox+"/secrets"),
+		"syntax error(",
+		"while True: pass",
+		fmt.Sprintf("fs.stat(%q)\nx = [0] * (1 << 40)", marker),
+	} {
+		runXC(t, e, script)
+	}
+	if after := ringsHeld(t); after != before {
+		t.Errorf("rings held: %d before, %d after", before, after)
+	}
+}
+
+// ringsHeld counts the decision rings this process maps or holds open.
+func ringsHeld(t *testing.T) int {
+	t.Helper()
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := strings.Count(string(maps), "keyhole-decisions")
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if l, _ := os.Readlink("/proc/self/fd/" + fd.Name()); strings.Contains(l, "keyhole-decisions") {
+			n++
+		}
+	}
+	return n
 }

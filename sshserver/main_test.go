@@ -5,9 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"syscall"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/keyhole-dev/keyhole/internal/testenv"
+	"github.com/keyhole-dev/keyhole/internal/workerproto"
 )
 
 // fakeWorkerEnv names a misbehaving worker this test binary can act as, to
@@ -43,7 +48,57 @@ func fakeWorker(mode string) int {
 	}
 	decision := map[string]any{"time": "2020-01-01T00:00:00Z", "event": "decision", "action": "read",
 		"resource": "/fake/before", "decision": "allow", "user": "root", "session": "forged"}
+	ok := map[string]any{"exit": 0, "error": nil}
+	// The decision ring the server passes, mapped as the real worker maps
+	// it, and raw, to write what an honest worker never would.
+	ring, err := workerproto.MapRing(os.NewFile(workerproto.RingFD, "ring"))
+	if err != nil {
+		return 8
+	}
+	raw, err := unix.Mmap(workerproto.RingFD, 0, 64+workerproto.DefaultRingSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return 8
+	}
+	put := func(rec []byte) {
+		if ring.Put(rec) != nil {
+			os.Exit(8)
+		}
+	}
+	before := workerproto.AppendDecision(nil, &workerproto.Decision{Action: "read", Resource: "/fake/before", Allow: true})
 	switch mode {
+	case "ring-garbage":
+		put([]byte("\x01\x01garbage that is no decision record"))
+		send(4, ok)
+	case "ring-decision-then-garbage":
+		put(before)
+		put([]byte{2, 1, 4, 'r', 'e', 'a', 'd', 0, 0, 0, 0}) // version 2
+		send(4, ok)
+	case "ring-bad-head":
+		*(*uint64)(unsafe.Pointer(&raw[0])) = 1 << 40
+		send(4, ok)
+	case "ring-bad-length":
+		binary.LittleEndian.PutUint32(raw[64:], 1<<30)
+		*(*uint64)(unsafe.Pointer(&raw[0])) = 64
+		send(4, ok)
+	case "ring-unmarked-print":
+		send(3, []byte("leaked\n"))
+		send(4, ok)
+	case "sync-with-payload":
+		send(8, []byte("x"))
+		send(4, ok)
+	case "ring-truncate":
+		// The ring is sealed at its size: a worker cannot shrink it under
+		// the server's mapping (the server would die of SIGBUS).
+		if unix.Ftruncate(workerproto.RingFD, 0) == nil {
+			return 7
+		}
+		put(before)
+		send(4, ok)
+	case "ring-killed":
+		// A decision put, then the worker dies before it says anything.
+		put(before)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
 	case "exit-without-result":
 		send(2, decision)
 		return 3

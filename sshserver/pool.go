@@ -170,4 +170,5 @@ func (w *worker) discard() {
 	_ = w.stdin.Close()
 	_ = w.stdout.Close()
 	_ = w.stderr.Close()
+	_ = w.ring.Unmap()
 }

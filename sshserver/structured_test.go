@@ -106,6 +106,60 @@ print("a\nb")
 	stillServes(t, e)
 }
 
+// TestStructuredOrder: decisions and prints stream in the order the
+// script made them, also when a script runs long enough between prints
+// for the server to take its decisions while it computes, and when it
+// makes more decisions between two prints than the worker's ring holds.
+func TestStructuredOrder(t *testing.T) {
+	e := startEnv(t, sshserver.Limits{MaxSteps: 1 << 40})
+	log, secret := e.Sandbox+"/logs/app.log", e.Sandbox+"/secrets/token"
+	script := fmt.Sprintf(`
+def spin():
+    for i in range(1000000):
+        pass
+
+for i in range(20):
+    fs.stat(%[1]q)
+    print(str(i))
+    if i %% 5 == 0:
+        spin()
+    catch(fs.read, %[2]q)
+    if i %% 7 == 0:
+        spin()
+for i in range(20000):
+    fs.stat(%[1]q)
+print("end")
+`, log, secret)
+	req, _ := json.Marshal(map[string]any{"script": script})
+	lines, exit := structured(t, e, string(req)+"\n")
+	if exit != 0 {
+		t.Fatalf("exit %d, last line %v", exit, lines[len(lines)-1])
+	}
+	var want, got []string
+	for i := range 20 {
+		want = append(want, "stat "+log, fmt.Sprint("print ", i), "read "+secret)
+	}
+	for range 20000 {
+		want = append(want, "stat "+log)
+	}
+	want = append(want, "print end")
+	for _, l := range lines[:len(lines)-1] {
+		if d, ok := l["decision"].(map[string]any); ok {
+			got = append(got, fmt.Sprint(d["action"], " ", d["resource"]))
+		} else {
+			got = append(got, fmt.Sprint("print ", l["print"]))
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d events, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("event %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}
+
 func TestStructuredScriptError(t *testing.T) {
 	e := startEnv(t, sshserver.Limits{})
 	req, _ := json.Marshal(map[string]any{"script": fmt.Sprintf("fs.read(%q)", e.Sandbox+"/secrets/token")})

@@ -8,12 +8,23 @@ package sshserver
 //
 // Goroutines of one run: the session's script goroutine (runWorker: owns
 // the timers and decides the end), one writing the Start message, one
-// reading the worker's messages (owns the counters until it finishes, and
-// writes a Confirm for each AuditSync once its line is written; Start and
-// Confirms share one workerproto.Writer), one draining stderr, and one
-// waiting for the process. runWorker returns only
-// after the reader has seen the end of the pipe, so every audit event the
-// worker sent is logged before the session's end is.
+// reading the worker's messages (owns the counters and the consumer end
+// of the decision ring until it finishes; writes a Confirm for each
+// AuditSync or Sync once the lines are written; Start and Confirms share
+// one workerproto.Writer), one draining stderr, and one waiting for the
+// process. runWorker returns only after the reader has seen the end of
+// the pipe and runWorker has emptied the ring once more, so every
+// decision the worker sent or put is logged before the session's end is.
+//
+// The decision ring (workerproto.Ring, a shared-memory file the server
+// makes per worker and passes as descriptor 3) carries the worker's
+// decisions without a system call per operation. The reader takes its
+// records out, in order, before it handles any message from the worker
+// (so a decision made before a print is logged, and streamed, before the
+// print is forwarded, and a Sync is confirmed only once every line before
+// it is written), whenever the pipe has been quiet for memPoll (so lines
+// stay timely while a script computes), and runWorker takes what is left
+// once the worker is gone, killed or not.
 
 import (
 	"bytes"
@@ -99,14 +110,19 @@ type worker struct {
 	stdin  *os.File // write end of the worker's stdin
 	stdout *os.File // read end of the worker's stdout
 	stderr *os.File // read end of the worker's stderr
+	// ring is the server's mapping of the worker's decision ring; the
+	// worker's end is descriptor 3. Unmapped once the worker is done
+	// (runWorker, discard).
+	ring *workerproto.Ring
 	// policyVersion is the policy set the worker preloaded while idle
 	// (workerPool.preload), or "".
 	policyVersion string
 }
 
 // startWorker starts a worker with its hygiene: its own process group,
-// SIGKILL when the server dies, cwd "/", only the three pipes as
-// descriptors, and no environment beyond what the command sets itself.
+// SIGKILL when the server dies, cwd "/", only the three pipes and the
+// decision ring (descriptor 3) as descriptors, and no environment beyond
+// what the command sets itself.
 func (s *Server) startWorker() (*worker, error) {
 	if s.cfg.Worker == nil {
 		return nil, errors.New("sshserver: no worker command configured")
@@ -119,12 +135,18 @@ func (s *Server) startWorker() (*worker, error) {
 		cmd.Env = []string{} // nil would inherit the server's environment
 	}
 	cmd.Dir = "/"
-	cmd.ExtraFiles = nil
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	var (
-		files []*os.File
-		err   error
-	)
+	ringFile, err := workerproto.NewRingFile(0)
+	if err != nil {
+		return nil, fmt.Errorf("sshserver: worker: %w", err)
+	}
+	defer ringFile.Close() // the mapping and the child's descriptor outlive it
+	ring, err := workerproto.MapRing(ringFile)
+	if err != nil {
+		return nil, fmt.Errorf("sshserver: worker: %w", err)
+	}
+	cmd.ExtraFiles = []*os.File{ringFile} // workerproto.RingFD
+	var files []*os.File
 	pipe := func() (r, w *os.File) {
 		if err != nil {
 			return nil, nil
@@ -143,18 +165,20 @@ func (s *Server) startWorker() (*worker, error) {
 	}
 	if err != nil {
 		closeAll()
+		_ = ring.Unmap()
 		return nil, fmt.Errorf("sshserver: worker pipes: %w", err)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	if err := cmd.Start(); err != nil {
 		closeAll()
+		_ = ring.Unmap()
 		return nil, fmt.Errorf("sshserver: start worker: %w", err)
 	}
 	// The child has its ends; the server keeps only its own.
 	_ = inR.Close()
 	_ = outW.Close()
 	_ = errW.Close()
-	return &worker{cmd: cmd, stdin: inW, stdout: outR, stderr: errR}, nil
+	return &worker{cmd: cmd, stdin: inW, stdout: outR, stderr: errR, ring: ring}, nil
 }
 
 // kill ends the worker and everything in its process group. It must only
@@ -204,6 +228,7 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink sc
 	}
 	defer w.stdout.Close()
 	defer w.stderr.Close()
+	defer w.ring.Unmap()
 	pid := w.cmd.Process.Pid
 	log.WithField("pid", pid).Debug("worker started")
 
@@ -218,9 +243,12 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink sc
 	stdinOnce := sync.OnceFunc(func() { _ = w.stdin.Close() })
 	defer stdinOnce()
 
-	rd := &workerReader{ss: ss, sink: sink, maxOutput: lim.MaxOutput, template: st.Event, confirm: in}
+	rd := &workerReader{ss: ss, sink: sink, maxOutput: lim.MaxOutput, template: st.Event, confirm: in, ring: w.ring}
 	readDone := make(chan struct{})
-	go func() { defer close(readDone); rd.run(w.stdout) }()
+	go func() {
+		defer close(readDone)
+		rd.run(&quietReader{f: w.stdout, quiet: func() bool { return rd.drain(false) }})
+	}()
 	var stderr bytes.Buffer
 	errDone := make(chan struct{})
 	go func() { defer close(errDone); keepHead(&stderr, w.stderr, stderrKeep) }()
@@ -270,12 +298,6 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink sc
 		case <-readC:
 			readC = nil
 			ev.read(rd)
-			if rd.protoErr != nil {
-				log.WithError(rd.protoErr).Error("worker protocol error")
-			}
-			if rd.auditErr != nil {
-				log.WithError(rd.auditErr).Warn("audit line not written: worker stopped, session ends")
-			}
 			if ev.broken() && !ev.exited {
 				w.kill() // nothing more it says is believed
 			}
@@ -295,6 +317,17 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink sc
 				}()
 			}
 		}
+	}
+	// The worker is gone: what it put in the ring and did not announce by
+	// a message (it was killed, or crashed, or the reader stopped early)
+	// is logged now.
+	rd.finish()
+	ev.read(rd)
+	if rd.protoErr != nil {
+		log.WithError(rd.protoErr).Error("worker protocol error")
+	}
+	if rd.auditErr != nil {
+		log.WithError(rd.auditErr).Warn("audit line not written: worker stopped, session ends")
 	}
 	select {
 	case <-errDone:
@@ -411,6 +444,7 @@ type workerReader struct {
 	template  audit.Event
 	maxOutput int64
 	confirm   *workerproto.Writer // the worker's stdin, for Confirm messages
+	ring      *workerproto.Ring   // consumer end of the worker's decision ring
 
 	output     int64
 	allowed    int
@@ -439,14 +473,18 @@ func (a *auditFailure) message() string {
 // run reads messages until the pipe ends or the worker breaks the
 // protocol. A worker that breaks it is killed and nothing more it says is
 // believed; what it sent before is logged. Messages are handled in order,
-// and a decision line that cannot be written ends the reading too: nothing
-// the worker sent after it (a print of what it read, its result) is
-// forwarded. An AuditSync message is confirmed only once its line is
-// written; the worker's operation waits for that.
+// each after the decisions the worker put in its ring before it, and a
+// decision line that cannot be written ends the reading too: nothing the
+// worker sent after it (a print of what it read, its result) is
+// forwarded. An AuditSync or Sync message is confirmed only once its
+// lines are written; the worker's operation waits for that.
 func (rd *workerReader) run(r io.Reader) {
 	fr := workerproto.NewReader(r, workerproto.DefaultMaxFrame)
 	for {
 		typ, p, err := fr.Next()
+		if rd.stopped() {
+			return // a quiet-time drain failed: nothing more is handled
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
 				rd.protoErr = err
@@ -457,14 +495,17 @@ func (rd *workerReader) run(r io.Reader) {
 			rd.protoErr = fmt.Errorf("sshserver: worker sent %s after its result", typ)
 			return
 		}
+		if !rd.drain(typ == workerproto.TypePrint) {
+			return
+		}
 		switch typ {
 		case workerproto.TypeAudit, workerproto.TypeAuditSync:
-			if err := rd.audit(p); err != nil {
-				if af, ok := err.(*auditFailure); ok {
-					rd.auditErr = af
-				} else {
-					rd.protoErr = err
-				}
+			// A decision the ring cannot carry (workerproto.MaxRecord).
+			d, err := decisionOf(p)
+			if err == nil {
+				err = rd.audit(d)
+			}
+			if !rd.failed(err) {
 				return
 			}
 			if typ == workerproto.TypeAuditSync {
@@ -472,6 +513,13 @@ func (rd *workerReader) run(r io.Reader) {
 				// when it is killed; its operation waits until then.
 				_ = rd.confirm.WriteRaw(workerproto.TypeConfirm, nil)
 			}
+		case workerproto.TypeSync:
+			if len(p) != 0 {
+				rd.protoErr = errors.New("sshserver: worker sent a sync message with a payload")
+				return
+			}
+			// The ring was emptied above, each line written.
+			_ = rd.confirm.WriteRaw(workerproto.TypeConfirm, nil)
 		case workerproto.TypePrint:
 			rd.output += int64(len(p))
 			if rd.maxOutput > 0 && rd.output > rd.maxOutput {
@@ -502,37 +550,64 @@ func (rd *workerReader) run(r io.Reader) {
 	}
 }
 
-// audit logs one decision event the worker reported. Only the fields the
+// stopped reports whether nothing more the worker says may be handled: it
+// broke the protocol, or a line could not be written.
+func (rd *workerReader) stopped() bool { return rd.protoErr != nil || rd.auditErr != nil }
+
+// failed records err, an *auditFailure or a protocol error, and reports
+// whether reading may go on (err is nil).
+func (rd *workerReader) failed(err error) bool {
+	if err == nil {
+		return true
+	}
+	if af, ok := err.(*auditFailure); ok {
+		rd.auditErr = af
+	} else {
+		rd.protoErr = err
+	}
+	return false
+}
+
+// decisionOf decodes an Audit or AuditSync message: one decision event.
+func decisionOf(p []byte) (workerproto.Decision, error) {
+	var e audit.Event
+	if err := workerproto.Decode(workerproto.TypeAudit, p, &e); err != nil {
+		return workerproto.Decision{}, err
+	}
+	if e.Event != audit.Decision {
+		return workerproto.Decision{}, fmt.Errorf("sshserver: worker sent a %q audit event", e.Event)
+	}
+	if e.Decision != "allow" && e.Decision != "deny" {
+		return workerproto.Decision{}, fmt.Errorf("sshserver: worker sent decision %q", e.Decision)
+	}
+	return workerproto.Decision{Action: e.Action, Resource: e.Resource, Allow: e.Decision == "allow",
+		Policies: e.Policies, Reason: e.Reason, Argv: e.Argv}, nil
+}
+
+// audit logs one decision the worker reported. Only the fields the
 // operation decides (action, resource, argv, decision, policies, reason)
 // come from the worker; who, where, when and under which policy come from
 // the session. A line the audit log refused is an *auditFailure.
-func (rd *workerReader) audit(p []byte) error {
-	var e audit.Event
-	if err := workerproto.Decode(workerproto.TypeAudit, p, &e); err != nil {
-		return err
-	}
-	if e.Event != audit.Decision {
-		return fmt.Errorf("sshserver: worker sent a %q audit event", e.Event)
-	}
-	switch e.Decision {
-	case "allow":
+func (rd *workerReader) audit(d workerproto.Decision) error {
+	if d.Allow {
 		rd.allowed++
-	case "deny":
+	} else {
 		rd.denied++
-	default:
-		return fmt.Errorf("sshserver: worker sent decision %q", e.Decision)
 	}
 	out := rd.template
 	out.Time = rd.ss.s.cfg.Clock()
 	out.Event = audit.Decision
-	out.Action = e.Action
-	out.Resource = e.Resource
-	out.Argv = e.Argv
-	out.Decision = e.Decision
-	out.Policies = e.Policies
-	out.Reason = e.Reason
+	out.Action = d.Action
+	out.Resource = d.Resource
+	out.Argv = d.Argv
+	out.Decision = "deny"
+	if d.Allow {
+		out.Decision = "allow"
+	}
+	out.Policies = d.Policies
+	out.Reason = d.Reason
 	if err := rd.ss.s.cfg.Audit.Log(out); err != nil {
-		return &auditFailure{action: e.Action, resource: e.Resource, err: err}
+		return &auditFailure{action: d.Action, resource: d.Resource, err: err}
 	}
 	if rd.sink.decision != nil {
 		rd.sink.decision(out)

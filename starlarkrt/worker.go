@@ -1,8 +1,9 @@
 package starlarkrt
 
 // The worker side of the server ↔ worker protocol (internal/workerproto):
-// one script, received over a pipe, run under its limits, with every audit
-// event and print call sent back as it happens.
+// one script, received over a pipe, run under its limits, with every
+// decision put in the decision ring (or sent, without one) and every print
+// call sent back as it happens.
 
 import (
 	"bytes"
@@ -35,15 +36,18 @@ import (
 // operation changes the host waits for its Confirm; when it cannot be
 // written or is not confirmed, the operation does not happen.
 //
+// ServeWorker has no decision ring: every decision goes to out as a
+// message. WorkerMain puts them in the ring the server passes instead.
 // ServeWorker changes nothing process-wide; WorkerMain also applies the
 // memory and stack limits to the process.
 func ServeWorker(in io.Reader, out io.Writer) error {
-	return serveWorker(in, out, nil)
+	return serveWorker(in, out, nil, nil)
 }
 
-// serveWorker is ServeWorker with a hook that applies the Start message's
-// limits to the process before the script runs.
-func serveWorker(in io.Reader, out io.Writer, apply func(workerproto.Limits) error) error {
+// serveWorker is ServeWorker with the worker's decision ring (nil: none)
+// and a hook that applies the Start message's limits to the process
+// before the script runs.
+func serveWorker(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func(workerproto.Limits) error) error {
 	r := workerproto.NewReader(in, 0)
 	w := workerproto.NewWriter(out)
 	typ, p, err := r.Next()
@@ -68,10 +72,11 @@ func serveWorker(in io.Reader, out io.Writer, apply func(workerproto.Limits) err
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ap := &auditPipe{w: w, ctx: ctx, confirmed: make(chan struct{}, 1)}
+	ap := &auditPipe{w: w, ring: ring, ctx: ctx, confirmed: make(chan struct{}, 1)}
 	go func() {
 		// After the Start message only Confirm messages come, one per
-		// AuditSync; anything else, or the end of input, stops the script.
+		// AuditSync or Sync; anything else, or the end of input, stops
+		// the script.
 		defer cancel()
 		for {
 			typ, p, err := r.Next()
@@ -81,7 +86,7 @@ func serveWorker(in io.Reader, out io.Writer, apply func(workerproto.Limits) err
 			select {
 			case ap.confirmed <- struct{}{}:
 			default:
-				return // a second Confirm for one AuditSync
+				return // a second Confirm for one AuditSync or Sync
 			}
 		}
 	}()
@@ -137,7 +142,7 @@ func workerRun(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet,
 	}
 	res := Run(ctx, filename, st.Script, Options{
 		Host:      host,
-		Stdout:    printPipe{w},
+		Stdout:    printPipe{w, ap},
 		MaxSteps:  st.Limits.MaxSteps,
 		MaxWall:   st.Limits.MaxWall,
 		MaxOutput: st.Limits.MaxOutput,
@@ -185,35 +190,107 @@ func decodeArgs(raw json.RawMessage) (map[string]any, error) {
 	return args, nil
 }
 
-// auditPipe sends each audit event to the server. A decision whose
-// operation changes the host (hostops.Acts) is sent as AuditSync, and Log
-// returns only once the server has confirmed the line is written; others
-// are sent as Audit, and the server, which handles messages in order,
-// forwards nothing after a line it could not write. An event that cannot
-// be sent or is not confirmed is an error: hostops logs before it acts, so
-// the operation does not happen and the script ends INTERNAL.
+// auditPipe sends each audit event to the server.
+//
+// With a ring (a worker the server started), a decision's record is put
+// in the ring, without a system call; the server takes the records out
+// before it handles any message the worker writes after them, and when
+// the worker's output ends. A decision whose operation changes the host
+// (hostops.Acts) is followed by a Sync message, and Log returns only once
+// the server has confirmed that every line up to it is written; a full
+// ring is emptied the same way, and the record put again. A decision the
+// ring cannot carry (a record over workerproto.MaxRecord, or more
+// policies than workerproto.MaxDecisionPolicies) goes as an AuditSync
+// message, confirmed before the script goes on, so that no later record
+// can overtake it.
+//
+// Without a ring, a decision whose operation changes the host is sent as
+// AuditSync, and Log returns once the server has confirmed its line;
+// others are sent as Audit, and the server, which handles messages in
+// order, forwards nothing after a line it could not write.
+//
+// An event that cannot be recorded or is not confirmed is an error:
+// hostops logs before it acts, so the operation does not happen and the
+// script ends INTERNAL.
 type auditPipe struct {
-	w   *workerproto.Writer
-	ctx context.Context // ends when stdin ends: no Confirm can come
+	w    *workerproto.Writer
+	ring *workerproto.Ring // producer end, or nil
+	ctx  context.Context   // ends when stdin ends: no Confirm can come
 	// confirmed gets one value per Confirm message; mu keeps one
-	// AuditSync outstanding at a time, so a Confirm answers the one sent.
+	// AuditSync or Sync outstanding at a time, so a Confirm answers the
+	// one sent, and makes Log the ring's one producer.
 	confirmed chan struct{}
 	mu        sync.Mutex
+	rec       []byte // the record being put, under mu
 }
 
 func (a *auditPipe) Log(e audit.Event) error {
+	if a.ring == nil {
+		if !hostops.Acts(e) {
+			return a.logMessage(e, false)
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.logMessage(e, true)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e.Event == audit.Decision && (e.Decision == "allow" || e.Decision == "deny") &&
+		len(e.Policies) <= workerproto.MaxDecisionPolicies {
+		a.rec = workerproto.AppendDecision(a.rec[:0], &workerproto.Decision{Action: e.Action, Resource: e.Resource,
+			Allow: e.Decision == "allow", Policies: e.Policies, Reason: e.Reason, Argv: e.Argv})
+		if len(a.rec) <= workerproto.MaxRecord {
+			return a.putRecord(hostops.Acts(e))
+		}
+	}
+	return a.logMessage(e, true)
+}
+
+// putMark puts a print mark (an empty record) in the ring.
+func (a *auditPipe) putMark() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.rec = a.rec[:0]
+	return a.putRecord(false)
+}
+
+// putRecord puts a.rec in the ring and, when sync is set, waits until
+// the server has written its line. a.mu is held.
+func (a *auditPipe) putRecord(sync bool) error {
+	err := a.ring.Put(a.rec)
+	if errors.Is(err, workerproto.ErrRingFull) {
+		// The server empties the ring before it answers a Sync.
+		if err = a.sync(workerproto.TypeSync, nil); err == nil {
+			err = a.ring.Put(a.rec)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("starlarkrt: worker: audit: %w", err)
+	}
+	if sync {
+		return a.sync(workerproto.TypeSync, nil)
+	}
+	return nil
+}
+
+// logMessage sends e as an Audit message, or as an AuditSync message and
+// waits for its Confirm (a.mu held).
+func (a *auditPipe) logMessage(e audit.Event, sync bool) error {
 	// The bytes WriteJSON would send, without reflection: one event per
 	// host operation.
 	p, err := e.AppendJSON(make([]byte, 0, 512))
 	if err != nil {
 		return fmt.Errorf("starlarkrt: worker: audit event: %w", err)
 	}
-	if !hostops.Acts(e) {
+	if !sync {
 		return a.w.WriteRaw(workerproto.TypeAudit, p)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err := a.w.WriteRaw(workerproto.TypeAuditSync, p); err != nil {
+	return a.sync(workerproto.TypeAuditSync, p)
+}
+
+// sync sends a message of type t and waits for its Confirm. a.mu is held.
+func (a *auditPipe) sync(t workerproto.Type, p []byte) error {
+	if err := a.w.WriteRaw(t, p); err != nil {
 		return err
 	}
 	select {
@@ -229,10 +306,21 @@ func (a *auditPipe) Log(e audit.Event) error {
 	}
 }
 
-// printPipe sends each write (Run writes one per print call) to the server.
-type printPipe struct{ w *workerproto.Writer }
+// printPipe sends each write (Run writes one per print call) to the
+// server. With a ring, it first puts a print mark there (an empty
+// record): the server takes the decisions put before the mark before it
+// forwards the print, and none put after it.
+type printPipe struct {
+	w  *workerproto.Writer
+	ap *auditPipe
+}
 
 func (p printPipe) Write(b []byte) (int, error) {
+	if p.ap.ring != nil {
+		if err := p.ap.putMark(); err != nil {
+			return 0, err
+		}
+	}
 	if err := p.w.WriteRaw(workerproto.TypePrint, b); err != nil {
 		return 0, err
 	}

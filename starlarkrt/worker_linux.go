@@ -33,15 +33,24 @@ import (
 // when proc.run or the svc call returns, and again before the worker
 // exits. A worker that cannot become a subreaper runs no script.
 //
+// Decisions go into the ring the server passes at workerproto.RingFD
+// (mapped, then the descriptor closed, so no program the script runs
+// inherits it); a worker started without one sends them as messages.
+//
 // Everything the runtime says on a fatal error goes to stderr, which the
 // server reads to name the reason.
 func WorkerMain() int {
+	ring, err := openRing()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keyhole worker: %v\n", err)
+		return 1
+	}
 	if err := hostops.AdoptOrphans(); err != nil {
 		fmt.Fprintf(os.Stderr, "keyhole worker: %v\n", err)
 		return 1
 	}
 	status := 0
-	if err := serveWorker(os.Stdin, os.Stdout, applyProcessLimits); err != nil {
+	if err := serveWorker(os.Stdin, os.Stdout, ring, applyProcessLimits); err != nil {
 		fmt.Fprintf(os.Stderr, "keyhole worker: %v\n", err)
 		status = 1
 	}
@@ -50,6 +59,22 @@ func WorkerMain() int {
 		fmt.Fprintf(os.Stderr, "keyhole worker: %v\n", err)
 	}
 	return status
+}
+
+// openRing maps the decision ring at workerproto.RingFD and closes the
+// descriptor. It returns nil when that descriptor is not a ring file (a
+// worker started by hand, or by a caller that passes none).
+func openRing() (*workerproto.Ring, error) {
+	if !workerproto.IsRingFile(workerproto.RingFD) {
+		return nil, nil
+	}
+	f := os.NewFile(workerproto.RingFD, "keyhole-decisions")
+	defer f.Close()
+	ring, err := workerproto.MapRing(f)
+	if err != nil {
+		return nil, fmt.Errorf("decision ring: %w", err)
+	}
+	return ring, nil
 }
 
 // dataHeadroom is what the Go runtime needs besides the script's heap:

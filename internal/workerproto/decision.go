@@ -21,7 +21,8 @@ type Decision struct {
 
 // Limits of a decision record, checked on both ends.
 const (
-	maxDecisionPolicies = 1024
+	// MaxDecisionPolicies is the most policy ids a record holds.
+	MaxDecisionPolicies = 1024
 	decisionVersion     = 1
 )
 
@@ -86,7 +87,7 @@ func ParseDecision(p []byte) (Decision, error) {
 		return Decision{}, errDecisionShort
 	}
 	p = p[k:]
-	if n > maxDecisionPolicies || n > uint64(len(p)) {
+	if n > MaxDecisionPolicies || n > uint64(len(p)) {
 		return Decision{}, fmt.Errorf("workerproto: decision record with %d policies", n)
 	}
 	if n > 0 {

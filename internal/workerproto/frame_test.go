@@ -85,8 +85,8 @@ func TestBadFrames(t *testing.T) {
 		{"truncated-header", []byte{0, 0, 1}, "truncated frame header"},
 		{"truncated-payload", frame(10, 3, "abc"), "truncated print frame"},
 		{"unknown-type-zero", frame(0, 0, ""), "unknown frame type 0"},
-		{"unknown-type-high", frame(0, 9, ""), "unknown frame type 9"},
-		{"unknown-type-past-confirm", frame(0, 8, ""), "unknown frame type 8"},
+		{"unknown-type-high", frame(0, 200, ""), "unknown frame type 200"},
+		{"unknown-type-past-sync", frame(0, 9, ""), "unknown frame type 9"},
 		{"too-large", frame(1<<31, 3, ""), "frame too large"},
 		{"max-length", frame(0xffffffff, 2, ""), "frame too large"},
 	}

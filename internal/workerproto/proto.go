@@ -14,7 +14,7 @@ type Type byte
 // Message types.
 const (
 	TypeStart  Type = 1 // server → worker: *Start, JSON
-	TypeAudit  Type = 2 // worker → server: audit.Event, JSON
+	TypeAudit  Type = 2 // worker → server: audit.Event, JSON; a decision not in the ring (doc.go)
 	TypePrint  Type = 3 // worker → server: raw bytes of one print call
 	TypeResult Type = 4 // worker → server: *Result, JSON
 	// TypeAuditSync is an Audit message whose operation acts on the host
@@ -24,8 +24,12 @@ const (
 	// TypeConfirm tells the worker that the line of its last AuditSync
 	// message is in the audit log. Its payload is empty.
 	TypeConfirm Type = 7 // server → worker: empty
+	// TypeSync asks the server to take every decision the worker has put
+	// in its ring and answer with a Confirm once their lines are in the
+	// audit log. Its payload is empty.
+	TypeSync Type = 8 // worker → server: empty
 
-	typeLast = TypeConfirm
+	typeLast = TypeSync
 )
 
 func (t Type) String() string {
@@ -44,6 +48,8 @@ func (t Type) String() string {
 		return "audit-sync"
 	case TypeConfirm:
 		return "confirm"
+	case TypeSync:
+		return "sync"
 	}
 	return "unknown"
 }

@@ -31,6 +31,14 @@ const (
 	// DefaultRingSize is the size of the data area NewRingFile makes when
 	// asked for zero bytes.
 	DefaultRingSize = 1 << 20
+	// RingFD is the descriptor a worker finds its ring at: the server
+	// passes the ring file as the first of the command's ExtraFiles.
+	RingFD = 3
+	// ringSeals are the seals of a ring file: its size is fixed, so no
+	// holder of a descriptor can shrink it under another's mapping (an
+	// access past the end of a shared file is SIGBUS in every process that
+	// maps it).
+	ringSeals = unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_SEAL
 )
 
 // ErrRingFull is returned by Put when the record does not fit until the
@@ -52,7 +60,8 @@ type Ring struct {
 
 // NewRingFile returns a new anonymous shared-memory file for a ring whose
 // data area is size bytes (DefaultRingSize if 0), a power of two of at
-// least 4 KiB. The server keeps it and gives the worker a descriptor.
+// least 4 KiB. The server keeps it and gives the worker a descriptor. The
+// file is sealed at its size: neither end can truncate or grow it.
 func NewRingFile(size int) (*os.File, error) {
 	if size == 0 {
 		size = DefaultRingSize
@@ -60,7 +69,7 @@ func NewRingFile(size int) (*os.File, error) {
 	if size < 4096 || size&(size-1) != 0 || size > 1<<30 {
 		return nil, fmt.Errorf("workerproto: ring size %d is not a power of two between 4 KiB and 1 GiB", size)
 	}
-	fd, err := unix.MemfdCreate("keyhole-decisions", unix.MFD_CLOEXEC)
+	fd, err := unix.MemfdCreate("keyhole-decisions", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("workerproto: ring: %w", err)
 	}
@@ -69,7 +78,19 @@ func NewRingFile(size int) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("workerproto: ring: %w", err)
 	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, ringSeals); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("workerproto: seal ring: %w", err)
+	}
 	return f, nil
+}
+
+// IsRingFile reports whether the descriptor fd is a ring file: a
+// shared-memory file sealed as NewRingFile seals it. A worker uses it to
+// tell its ring at RingFD from whatever else may hold that number.
+func IsRingFile(fd int) bool {
+	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+	return err == nil && seals&ringSeals == ringSeals
 }
 
 // MapRing maps the ring file f. The mapping stays valid after f is closed;

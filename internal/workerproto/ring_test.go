@@ -182,6 +182,35 @@ func TestRingFileSizes(t *testing.T) {
 	}
 }
 
+// TestRingFileSealed: the size of a ring file is fixed, so a worker
+// holding its descriptor cannot shrink it under the server's mapping
+// (which would make the server's next access SIGBUS) nor grow it.
+func TestRingFileSealed(t *testing.T) {
+	_, c, f := newRing(t, 4096)
+	for _, size := range []int64{0, 64, 64 + 4096 + 1} {
+		if err := f.Truncate(size); err == nil {
+			t.Errorf("truncate of the ring file to %d bytes accepted", size)
+		}
+	}
+	if got := takeAll(t, c); len(got) != 0 {
+		t.Fatalf("took %q", got)
+	}
+	if !workerproto.IsRingFile(int(f.Fd())) {
+		t.Error("IsRingFile(ring file) = false")
+	}
+	tmp, err := os.CreateTemp(t.TempDir(), "ring")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tmp.Close()
+	if workerproto.IsRingFile(int(tmp.Fd())) {
+		t.Error("IsRingFile(plain file) = true")
+	}
+	if workerproto.IsRingFile(1 << 20) {
+		t.Error("IsRingFile(closed descriptor) = true")
+	}
+}
+
 // ringChildEnv makes this test binary the producer of
 // TestRingSurvivesAKilledProducer.
 const ringChildEnv = "WORKERPROTO_TEST_RING_CHILD"
