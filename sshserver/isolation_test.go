@@ -263,7 +263,7 @@ func TestMisbehavingWorker(t *testing.T) {
 // takes nothing from the ring until the worker is gone.
 func TestWorkerKilledAfterRead(t *testing.T) {
 	log := logrus.New()
-	log.SetOutput(discardWriter{})
+	log.SetOutput(io.Discard)
 	log.SetLevel(logrus.DebugLevel)
 	hook := &pidHook{}
 	log.AddHook(hook)
