@@ -137,9 +137,13 @@ func TestEveryOperationWritesItsDecisions(t *testing.T) {
 			bad:     bad(func(h *hostops.Host) error { return errOf(h.Glob("relative/*")) }),
 		},
 		"Grep": {
-			allowed: ok(func(h *hostops.Host) error { return errOf(h.Grep(p("allowed/public.txt"), regexp.MustCompile("data"), 0)) }),
-			denied:  denied(func(h *hostops.Host) error { return errOf(h.Grep(p("allowed/public.txt"), regexp.MustCompile("data"), 0)) }),
-			bad:     bad(func(h *hostops.Host) error { return errOf(h.Grep("relative", regexp.MustCompile("data"), 0)) }),
+			allowed: ok(func(h *hostops.Host) error {
+				return errOf(h.Grep(p("allowed/public.txt"), regexp.MustCompile("data"), 0))
+			}),
+			denied: denied(func(h *hostops.Host) error {
+				return errOf(h.Grep(p("allowed/public.txt"), regexp.MustCompile("data"), 0))
+			}),
+			bad: bad(func(h *hostops.Host) error { return errOf(h.Grep("relative", regexp.MustCompile("data"), 0)) }),
 		},
 		"Hostname": {
 			allowed: ok(func(h *hostops.Host) error { return errOf(h.Hostname()) }),
