@@ -80,7 +80,7 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 		if notNamed(t.err) && allow {
 			reason = sysError(action, t.name, t.err).Message
 		}
-		allow = refuseUnnamed(allow, &dec, t.err)
+		allow = refuseUnnamed(allow, &dec, notNamed(t.err))
 		if ae := h.log(now, action, t.name, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; ")); ae != nil {
 			return false, ae
 		}
@@ -134,7 +134,7 @@ func (h *Host) Allowed(action, target string) (bool, error) {
 	if allow && notNamed(terr) {
 		reason = sysError(action, res.Path, terr).Message
 	}
-	allow = refuseUnnamed(allow, &dec, terr)
+	allow = refuseUnnamed(allow, &dec, notNamed(terr))
 	if ae := query.log(now, action, res.Path, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; ")); ae != nil {
 		return false, ae
 	}

@@ -131,7 +131,7 @@ func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecR
 	if allow && e != nil {
 		reason = e.Message
 	}
-	allow = refuseUnnamed(allow, &dec, t.err)
+	allow = refuseUnnamed(allow, &dec, notNamed(t.err))
 	if ae := c.log(now, actionExec, t.name, allow, dec, reason); ae != nil {
 		e = ae
 	}

@@ -64,8 +64,8 @@ func notNamed(err error) bool {
 // notNamed) into a deny: the operation does not act, and its audit line
 // must not say it was allowed. The permits that matched did not decide,
 // so they are dropped from dec.
-func refuseUnnamed(allow bool, dec *authz.Decision, err error) bool {
-	if allow && notNamed(err) {
+func refuseUnnamed(allow bool, dec *authz.Decision, unnamed bool) bool {
+	if allow && unnamed {
 		dec.Policies = nil
 		return false
 	}
