@@ -13,7 +13,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/keyhole-dev/keyhole/authz"
 	"golang.org/x/sys/unix"
@@ -284,13 +283,6 @@ func (h *Host) beginEntry(op entryOp, path, argMsg string) (*entry, error) {
 		return nil, err
 	}
 	return &e, nil
-}
-
-// refuse logs and returns the error of an operation refused before its
-// path was looked at.
-func (h *Host) refuse(now time.Time, action, path, msg string) *Error {
-	e := badInput(action, path, msg)
-	return h.logRefusal(now, action, e.Resource, e)
 }
 
 // still reports whether the entry's name holds what was authorized: the
