@@ -14,7 +14,7 @@ import "golang.org/x/sys/unix"
 // keeps its own, and its owner. With Host.DryRun the source is read and
 // nothing is written.
 func (h *Host) Copy(src, dst string) error {
-	p, err := h.begin(actionRead, src, refuseRead)
+	p, err := h.begin(actionRead, src, notRegular)
 	if err != nil {
 		return err
 	}

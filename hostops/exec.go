@@ -226,12 +226,10 @@ func lookPath(program string) (path, kind, msg string) {
 
 // refuseExec says why a pinned object will not be executed, or "".
 func refuseExec(st *unix.Stat_t) string {
-	switch kind := kindOf(st.Mode); {
-	case kind == "dir":
-		return "is a directory"
-	case kind != "file":
-		return "is a " + kind + ", not a regular file"
-	case st.Mode&0o111 == 0:
+	if msg := notRegular(st); msg != "" {
+		return msg
+	}
+	if st.Mode&0o111 == 0 {
 		return "is not executable"
 	}
 	return ""
