@@ -209,6 +209,24 @@ type entryOp struct {
 	check func(action string, e *entry) *Error
 }
 
+// existingEntry is the entryOp of action on what a name holds (delete, the
+// source of rename): a trailing slash is accepted, a symlink is not
+// followed, and a free name is NOT_FOUND.
+func existingEntry(action string) entryOp {
+	return entryOp{
+		verb:     action,
+		existing: true,
+		slashOK:  true,
+		action:   func(*entry) string { return action },
+		check: func(action string, e *entry) *Error {
+			if e.obj == nil {
+				return actError(action, e.path, unix.ENOENT)
+			}
+			return nil
+		},
+	}
+}
+
 // entryResource is what an entry is authorized as: the object it holds
 // (a symlink itself, when not followed), or a File that does not exist.
 func entryResource(e *entry) authz.Resource {
