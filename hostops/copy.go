@@ -24,12 +24,7 @@ func (h *Host) Copy(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	e, err := h.beginEntry(entryOp{
-		verb:   actionWrite,
-		follow: true,
-		action: writeOrCreate,
-		check:  h.checkWrite(len(data), false),
-	}, dst, "")
+	e, err := h.beginEntry(h.writeEntry(len(data), false), dst, "")
 	if err != nil {
 		return err
 	}
