@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -61,7 +62,9 @@ type methodCase struct {
 // here) allowed, denied and with a bad argument, and checks that each call
 // writes exactly its decision lines: one per operation, two for rename and
 // copy when the source is allowed (source and destination), one per
-// directory a glob lists, one per file a host fact reads.
+// directory a glob lists, one per file a host fact reads. Bad input is
+// also refused without an audit sink (nothing happens) and with one that
+// fails (INTERNAL, whatever the operation).
 func TestEveryOperationWritesItsDecisions(t *testing.T) {
 	mgr, _ := fakeManager(t)
 	trueBin, err := filepath.EvalSymlinks("/bin/true")
@@ -107,7 +110,7 @@ func TestEveryOperationWritesItsDecisions(t *testing.T) {
 		"Chmod": {
 			allowed: ok(func(h *hostops.Host) error { return h.Chmod(p("allowed/public.txt"), 0o640) }),
 			denied:  denied(func(h *hostops.Host) error { return h.Chmod(p("allowed/public.txt"), 0o640) }),
-			bad:     bad(func(h *hostops.Host) error { return h.Chmod("relative", 0o640) }),
+			bad:     bad(func(h *hostops.Host) error { return h.Chmod(p("allowed/public.txt"), 0o7777) }),
 		},
 		"Copy": {
 			allowed: opCall{run: func(h *hostops.Host) error {
@@ -270,16 +273,33 @@ func TestEveryOperationWritesItsDecisions(t *testing.T) {
 				if !slices.Equal(got, cl.lines) {
 					t.Errorf("decision lines = %q, want %q", got, cl.lines)
 				}
-				var e *hostops.Error
-				switch {
-				case cl.kind == "" && err != nil:
-					t.Errorf("unexpected error: %v", err)
-				case cl.kind != "" && !errors.As(err, &e):
-					t.Errorf("error = %v, want one of kind %s", err, cl.kind)
-				case cl.kind != "" && e.Kind != cl.kind:
-					t.Errorf("error kind = %s (%s), want %s", e.Kind, e.Message, cl.kind)
+				checkKind(t, err, cl.kind, "")
+				if how != "bad" {
+					return
 				}
+				// Bad input with nowhere to write the line does nothing, and
+				// with a line that cannot be written is INTERNAL.
+				h.Audit = nil
+				checkKind(t, cl.run(h), hostops.KindIOError, "no audit sink")
+				h.Audit = &failingSink{}
+				checkKind(t, cl.run(h), hostops.KindInternal, "audit log unwritable")
 			})
 		}
+	}
+}
+
+// checkKind checks that err is an error of kind (nil for "") whose message
+// holds msg.
+func checkKind(t *testing.T, err error, kind, msg string) {
+	t.Helper()
+	var e *hostops.Error
+	switch {
+	case kind == "" && err != nil:
+		t.Errorf("unexpected error: %v", err)
+	case kind == "":
+	case !errors.As(err, &e):
+		t.Errorf("error = %v, want one of kind %s", err, kind)
+	case e.Kind != kind || !strings.Contains(e.Message, msg):
+		t.Errorf("error = %s (%s), want %s holding %q", e.Kind, e.Message, kind, msg)
 	}
 }
