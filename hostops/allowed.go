@@ -5,7 +5,6 @@ package hostops
 import (
 	"context"
 	"strconv"
-	"strings"
 
 	"github.com/keyhole-dev/keyhole/authz"
 )
@@ -32,113 +31,89 @@ const ReasonQuery = "query only, nothing done"
 // (and the policy's evaluation errors) as its reason. An unknown action or
 // a malformed target is INVALID_ARGUMENT, audited as a deny.
 func (h *Host) Allowed(action, target string) (bool, error) {
-	shown := target
-	if len(shown) > maxShown {
-		shown = shown[:maxShown] + "..."
+	bad := func(msg string) *Error {
+		if msg == "" {
+			return nil
+		}
+		return &Error{Kind: KindInvalidArgument, Message: "allowed: " + msg, Action: action, Resource: shorten(target)}
 	}
-	if h.Audit == nil {
-		return false, &Error{Kind: KindIOError, Message: "hostops: host has no audit sink", Action: action, Resource: shown}
-	}
-	now := h.now()
-	refuse := func(msg string) (bool, error) {
-		e := &Error{Kind: KindInvalidArgument, Message: "allowed: " + msg, Action: action, Resource: shown}
-		return false, h.logRefusal(now, action, shown, e)
-	}
-	var (
-		res   authz.Resource
-		terr  error // why the program's path names no object, if it does not
-		query = *h  // the request's context, changed for exec
-	)
+	var rerr *Error // why the service manager could not resolve the name
+	op := operation{action: action, arg: shorten(target), query: true}
 	switch {
 	case isFileAction(action):
-		if msg := checkPath(target); msg != "" {
-			return refuse(msg)
+		op.check = func() *Error { return bad(checkPath(target)) }
+		op.resolve = func() (subject, *Error) {
+			t, err := resolve(target)
+			if err != nil {
+				return subject{}, sysError(action, target, err)
+			}
+			s := targetSubject(action, t)
+			switch {
+			case t.obj == nil && action == actionMkdir:
+				// What mkdir creates is a directory.
+				s.missing, s.res = false, authz.Resource{Kind: authz.KindDir, Path: t.name}
+			case t.obj == nil && (action == actionWrite || action == actionCreate):
+				// What a write creates is a file.
+				s.missing, s.res = false, authz.Resource{Kind: authz.KindFile, Path: t.name}
+			}
+			s.unfit = unnamedError(action, t)
+			return s, nil
 		}
-		t, err := resolve(target)
-		if err != nil {
-			e := sysError(action, target, err)
-			return false, h.logRefusal(now, action, target, e)
-		}
-		if t.obj != nil {
-			defer t.obj.close()
-		}
-		var (
-			allow  bool
-			dec    authz.Decision
-			reason string
-		)
-		switch {
-		case t.obj == nil && action == actionMkdir:
-			// What mkdir creates is a directory.
-			allow, dec, reason = h.decide(action, authz.Resource{Kind: authz.KindDir, Path: t.name}, now)
-		case t.obj == nil && (action == actionWrite || action == actionCreate):
-			// What a write creates is a file.
-			allow, dec, reason = h.decide(action, authz.Resource{Kind: authz.KindFile, Path: t.name}, now)
-		default:
-			allow, dec, reason = h.decideTarget(action, t, now)
-		}
-		if notNamed(t.err) && allow {
-			reason = sysError(action, t.name, t.err).Message
-		}
-		allow = refuseUnnamed(allow, &dec, t.err)
-		if ae := h.log(now, action, t.name, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; ")); ae != nil {
-			return false, ae
-		}
-		return allow, nil
 	case action == actionExec:
-		if msg := checkArgv([]string{target}); msg != "" {
-			return refuse(msg)
-		}
-		name, kind, msg := lookPath(target)
-		if msg != "" {
-			if kind != KindInvalidArgument {
-				e := &Error{Kind: kind, Message: actionExec + ": " + msg, Action: action, Resource: shown}
-				return false, h.logRefusal(now, action, shown, e)
+		op.check = func() *Error { return bad(checkArgv([]string{target})) }
+		op.resolve = func() (subject, *Error) {
+			name, kind, msg := lookPath(target)
+			if msg != "" {
+				if kind != KindInvalidArgument {
+					return subject{}, execInput([]string{target}, kind, msg)
+				}
+				return subject{}, bad(msg)
 			}
-			return refuse(msg)
+			t, err := resolve(name)
+			if err != nil {
+				return subject{}, sysError(action, name, err)
+			}
+			// context.argv is the program's path alone, context.args empty.
+			s := h.programSubject(action, t, []string{name})
+			s.unfit = unnamedError(action, t)
+			return s, nil
 		}
-		t, err := resolve(name)
-		if err != nil {
-			e := sysError(action, name, err)
-			return false, h.logRefusal(now, action, name, e)
-		}
-		if t.obj != nil {
-			defer t.obj.close()
-		}
-		res = authz.Resource{Kind: authz.KindCommand, Path: t.name}
-		terr = t.err
-		query.Context.Argv, query.Context.Args = JoinArgv([]string{name}), []string{}
 	case isServiceAction(action):
-		if msg := checkServiceName(target); msg != "" {
-			return refuse(msg)
-		}
-		// Resolved as Service resolves it (serviceUnit); a name the manager
-		// cannot resolve is not allowed.
-		ctx, cancel := context.WithTimeout(context.Background(), serviceResolveTimeout)
-		defer cancel()
-		_, entity, rerr := h.serviceUnit(ctx, action, target, ExecOptions{Timeout: serviceResolveTimeout})
-		if rerr != nil {
-			if ae := h.log(now, action, target, false, authz.Decision{}, ReasonQuery+"; "+rerr.Message); ae != nil {
-				return false, ae
+		op.check = func() *Error { return bad(checkServiceName(target)) }
+		op.resolve = func() (subject, *Error) {
+			// Resolved as Service resolves it (serviceUnit); a name the
+			// manager cannot resolve is not allowed.
+			ctx, cancel := context.WithTimeout(context.Background(), serviceResolveTimeout)
+			defer cancel()
+			_, entity, e := h.serviceUnit(ctx, action, target, ExecOptions{Timeout: serviceResolveTimeout})
+			if e != nil {
+				rerr = e
+				return subject{action: action, name: target, refused: e}, nil
 			}
-			if rerr.Kind == KindLimitExceeded {
-				return false, rerr
-			}
-			return false, nil
+			return subject{action: action, name: entity, res: authz.Resource{Kind: authz.KindService, Path: entity}}, nil
 		}
-		res = authz.Resource{Kind: authz.KindService, Path: entity}
 	default:
-		return refuse("unknown action " + strconv.Quote(action))
+		op.check = func() *Error { return bad("unknown action " + strconv.Quote(action)) }
 	}
-	allow, dec, reason := query.decide(action, res, now)
-	if allow && notNamed(terr) {
-		reason = sysError(action, res.Path, terr).Message
+	allow, e := h.run(op)
+	if e != nil {
+		return false, e
 	}
-	allow = refuseUnnamed(allow, &dec, terr)
-	if ae := query.log(now, action, res.Path, allow, dec, strings.TrimSuffix(ReasonQuery+"; "+reason, "; ")); ae != nil {
-		return false, ae
+	if rerr != nil && rerr.Kind == KindLimitExceeded {
+		return false, rerr
 	}
 	return allow, nil
+}
+
+// unnamedError says why an allow of what t names does not hold: its name
+// is not the object's (see notNamed).
+func unnamedError(action string, t target) func() *Error {
+	return func() *Error {
+		if notNamed(t.err) {
+			return sysError(action, t.name, t.err)
+		}
+		return nil
+	}
 }
 
 // isFileAction reports whether a names an action on File and Dir.

@@ -18,10 +18,7 @@ import (
 // other names may lie where the principal may not go. The change goes
 // through the pinned descriptor. With Host.DryRun nothing changes.
 func (h *Host) Chmod(path string, mode int64) error {
-	if msg := checkMode(actionChmod, mode); msg != "" {
-		return h.refuse(h.now(), actionChmod, path, msg)
-	}
-	p, err := h.begin(actionChmod, path, refuseChmod)
+	p, err := h.beginArg(actionChmod, path, checkMode(actionChmod, mode), refuseChmod)
 	if err != nil {
 		return err
 	}

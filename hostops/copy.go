@@ -14,7 +14,7 @@ import "golang.org/x/sys/unix"
 // keeps its own, and its owner. With Host.DryRun the source is read and
 // nothing is written.
 func (h *Host) Copy(src, dst string) error {
-	p, err := h.begin(actionRead, src, refuseRead)
+	p, err := h.begin(actionRead, src, notRegular)
 	if err != nil {
 		return err
 	}
@@ -24,12 +24,7 @@ func (h *Host) Copy(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	e, err := h.beginEntry(entryOp{
-		verb:   actionWrite,
-		follow: true,
-		action: writeOrCreate,
-		check:  h.checkWrite(len(data), false),
-	}, dst, "")
+	e, err := h.beginEntry(h.writeEntry(len(data), false), dst, "")
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,12 @@
 //     a replaced directory between check and use therefore changes nothing:
 //     what is read is what was authorized.
 //
+// Steps 1 to 4 are one function, run (op.go), that every operation goes
+// through: an operation brings only its input check and how it pins what it
+// acts on (an operation struct); the decision, its audit line (which also
+// charges the operation cap and fails closed when it cannot be written) and
+// the error are run's alone.
+//
 // Paths that name nothing do not reveal what exists where the principal may
 // not look. Such a path is walked one component at a time, as the kernel
 // walks it, to the deepest object it reaches (a dangling symlink is

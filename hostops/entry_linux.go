@@ -13,7 +13,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/keyhole-dev/keyhole/authz"
 	"golang.org/x/sys/unix"
@@ -210,6 +209,24 @@ type entryOp struct {
 	check func(action string, e *entry) *Error
 }
 
+// existingEntry is the entryOp of action on what a name holds (delete, the
+// source of rename): a trailing slash is accepted, a symlink is not
+// followed, and a free name is NOT_FOUND.
+func existingEntry(action string) entryOp {
+	return entryOp{
+		verb:     action,
+		existing: true,
+		slashOK:  true,
+		action:   func(*entry) string { return action },
+		check: func(action string, e *entry) *Error {
+			if e.obj == nil {
+				return actError(action, e.path, unix.ENOENT)
+			}
+			return nil
+		},
+	}
+}
+
 // entryResource is what an entry is authorized as: the object it holds
 // (a symlink itself, when not followed), or a File that does not exist.
 func entryResource(e *entry) authz.Resource {
@@ -229,81 +246,61 @@ func writeOrCreate(e *entry) string {
 }
 
 // beginEntry is begin for operations on an entry: check path, pin its
-// parent and what it holds, authorize, write the one audit event. argMsg,
-// when set, refuses the operation before anything is looked at (a bad
-// argument). The caller acts through the returned entry and closes it.
+// parent and what it holds, authorize, write the one audit event (run).
+// argMsg, when set, refuses the operation before anything is looked at (a
+// bad argument). The caller acts through the returned entry and closes it.
 func (h *Host) beginEntry(op entryOp, path, argMsg string) (*entry, error) {
-	if h.Audit == nil {
-		return nil, &Error{Kind: KindIOError, Message: "hostops: host has no audit sink", Action: op.verb, Resource: path}
-	}
-	now := h.now()
-	msg := argMsg
-	if msg == "" {
-		msg = checkPath(path)
-	}
-	trimmed, wantDir := path, false
-	if msg == "" {
-		trimmed, wantDir, msg = entryPath(path, op.slashOK)
-	}
-	if msg != "" {
-		return nil, h.refuse(now, op.verb, path, msg)
-	}
-	e, err := resolveEntry(trimmed, op.follow)
-	if err != nil {
-		ee := sysError(op.verb, trimmed, err)
-		return nil, h.logRefusal(now, op.verb, trimmed, ee)
-	}
-	e.wantDir = wantDir
-	action := op.action(&e)
-	res := entryResource
-	if op.resource != nil {
-		res = op.resource
-	}
 	var (
-		allow  bool
-		dec    authz.Decision
-		reason string
+		e       entry
+		trimmed string
+		wantDir bool
 	)
-	if op.existing && e.obj == nil {
-		allow, dec, reason = h.decideMissing(action, e.path, now)
-	} else {
-		allow, dec, reason = h.decide(action, res(&e), now)
-	}
-	var ee *Error
-	switch {
-	case !allow:
-		ee = h.deniedError(action, e.path, dec)
-	case e.err == unix.ENOENT && e.dir == nil && op.missingParentOK:
-	case e.err != nil:
-		ee = actError(action, e.path, e.err)
-	case e.wantDir && e.obj != nil && !e.isDir():
-		ee = actError(action, e.path, unix.ENOTDIR)
-	case op.check != nil:
-		ee = op.check(action, &e)
-	}
-	if allow && ee != nil {
-		reason = ee.Message
-	}
-	allow = refuseUnnamed(allow, &dec, e.err)
-	if ae := h.log(now, action, e.path, allow, dec, reason); ae != nil {
-		ee = ae
-	}
-	if ee != nil {
-		e.close()
-		return nil, ee
+	_, err := h.run(operation{
+		action: op.verb,
+		arg:    path,
+		check: func() *Error {
+			msg := argMsg
+			if msg == "" {
+				msg = checkPath(path)
+			}
+			if msg == "" {
+				trimmed, wantDir, msg = entryPath(path, op.slashOK)
+			}
+			return badInput(op.verb, path, msg)
+		},
+		resolve: func() (subject, *Error) {
+			var err error
+			if e, err = resolveEntry(trimmed, op.follow); err != nil {
+				return subject{}, sysError(op.verb, trimmed, err)
+			}
+			e.wantDir = wantDir
+			s := subject{action: op.action(&e), name: e.path, unnamed: notNamed(e.err), close: e.close}
+			if op.existing && e.obj == nil {
+				s.missing = true
+			} else if op.resource != nil {
+				s.res = op.resource(&e)
+			} else {
+				s.res = entryResource(&e)
+			}
+			s.unfit = func() *Error {
+				switch {
+				case e.err == unix.ENOENT && e.dir == nil && op.missingParentOK:
+				case e.err != nil:
+					return actError(s.action, e.path, e.err)
+				case e.wantDir && e.obj != nil && !e.isDir():
+					return actError(s.action, e.path, unix.ENOTDIR)
+				case op.check != nil:
+					return op.check(s.action, &e)
+				}
+				return nil
+			}
+			return s, nil
+		},
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &e, nil
-}
-
-// refuse logs and returns the error of an operation refused before its
-// path was looked at.
-func (h *Host) refuse(now time.Time, action, path, msg string) *Error {
-	shown := path
-	if len(shown) > maxShown {
-		shown = shown[:maxShown] + "..."
-	}
-	e := &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shown}
-	return h.logRefusal(now, action, shown, e)
 }
 
 // still reports whether the entry's name holds what was authorized: the

@@ -93,52 +93,33 @@ type ExecResult struct {
 // A non-zero exit status is not an error. On a dry run an allowed program
 // is not run: the result has exit status 0 and no output.
 func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecResult, error) {
-	if h.Audit == nil {
-		return ExecResult{}, &Error{Kind: KindIOError, Message: "hostops: host has no audit sink", Action: actionExec, Resource: shownArg0(argv)}
-	}
-	now := h.now()
-	refuse := func(kind, msg string) (ExecResult, error) {
-		e := &Error{Kind: kind, Message: actionExec + ": " + msg, Action: actionExec, Resource: shownArg0(argv)}
-		return ExecResult{}, h.logRefusal(now, actionExec, e.Resource, e)
-	}
-	if msg := checkArgv(argv); msg != "" {
-		return refuse(KindInvalidArgument, msg)
-	}
-	name, kind, msg := lookPath(argv[0])
-	if msg != "" {
-		return refuse(kind, msg)
-	}
-	vec := append([]string{name}, argv[1:]...)
-	t, err := resolve(name)
-	if err != nil {
-		e := sysError(actionExec, name, err)
-		return ExecResult{}, h.logRefusal(now, actionExec, name, e)
-	}
-	c := *h // the request's context, with this vector in it
-	c.Context.Argv, c.Context.Args = JoinArgv(vec), vec[1:]
-	allow, dec, reason := c.decide(actionExec, authz.Resource{Kind: authz.KindCommand, Path: t.name}, now)
-	var e *Error
-	switch {
-	case !allow:
-		e = c.deniedError(actionExec, t.name, dec)
-	case t.err != nil:
-		e = sysError(actionExec, t.name, t.err)
-	default:
-		if msg := refuseExec(&t.obj.st); msg != "" {
-			e = opError(KindInvalidArgument, actionExec, t.name, msg)
-		}
-	}
-	if allow && e != nil {
-		reason = e.Message
-	}
-	allow = refuseUnnamed(allow, &dec, t.err)
-	if ae := c.log(now, actionExec, t.name, allow, dec, reason); ae != nil {
-		e = ae
-	}
+	var (
+		t   target
+		vec []string
+	)
+	_, e := h.run(operation{
+		action: actionExec,
+		arg:    shownArg0(argv),
+		check: func() *Error {
+			if msg := checkArgv(argv); msg != "" {
+				return execInput(argv, KindInvalidArgument, msg)
+			}
+			return nil
+		},
+		resolve: func() (subject, *Error) {
+			name, kind, msg := lookPath(argv[0])
+			if msg != "" {
+				return subject{}, execInput(argv, kind, msg)
+			}
+			vec = append([]string{name}, argv[1:]...)
+			var err error
+			if t, err = resolve(name); err != nil {
+				return subject{}, sysError(actionExec, name, err)
+			}
+			return h.programSubject(actionExec, t, vec), nil
+		},
+	})
 	if e != nil {
-		if t.obj != nil {
-			t.obj.close()
-		}
 		return ExecResult{}, e
 	}
 	defer t.obj.close()
@@ -155,17 +136,41 @@ func (h *Host) Exec(ctx context.Context, argv []string, opts ExecOptions) (ExecR
 // authorization of a program and its start.
 var testHookExecAuthorized func(path string)
 
+// programSubject is the program t names, run with the argument vector
+// vec: a Command, decided with vec in the request's context.
+func (h *Host) programSubject(action string, t target, vec []string) subject {
+	c := *h // the request's context, with this vector in it
+	c.Context.Argv, c.Context.Args = JoinArgv(vec), vec[1:]
+	s := subject{action: action, name: t.name, asker: &c, unnamed: notNamed(t.err),
+		res: authz.Resource{Kind: authz.KindCommand, Path: t.name}}
+	if t.obj != nil {
+		s.close = t.obj.close
+	}
+	s.unfit = func() *Error {
+		if t.err != nil {
+			return sysError(action, t.name, t.err)
+		}
+		if msg := refuseExec(&t.obj.st); msg != "" {
+			return opError(KindInvalidArgument, action, t.name, msg)
+		}
+		return nil
+	}
+	return s
+}
+
+// execInput is the error of an argument vector refused before its
+// program is pinned, "exec: <msg>", naming the program as given.
+func execInput(argv []string, kind, msg string) *Error {
+	return &Error{Kind: kind, Message: actionExec + ": " + msg, Action: actionExec, Resource: shownArg0(argv)}
+}
+
 // shownArg0 is how a refused argument vector appears as the resource of
 // its error and audit line: the program name as given, cut short.
 func shownArg0(argv []string) string {
 	if len(argv) == 0 {
 		return ""
 	}
-	s := argv[0]
-	if len(s) > maxShown {
-		s = s[:maxShown] + "..."
-	}
-	return s
+	return shorten(argv[0])
 }
 
 // checkArgv returns why argv cannot be run as given, or "".
@@ -221,12 +226,10 @@ func lookPath(program string) (path, kind, msg string) {
 
 // refuseExec says why a pinned object will not be executed, or "".
 func refuseExec(st *unix.Stat_t) string {
-	switch kind := kindOf(st.Mode); {
-	case kind == "dir":
-		return "is a directory"
-	case kind != "file":
-		return "is a " + kind + ", not a regular file"
-	case st.Mode&0o111 == 0:
+	if msg := notRegular(st); msg != "" {
+		return msg
+	}
+	if st.Mode&0o111 == 0 {
 		return "is not executable"
 	}
 	return ""

@@ -33,24 +33,14 @@ const DefaultMaxGlobDirs = 10_000
 func (h *Host) Glob(pattern string) ([]string, error) {
 	if msg := h.checkGlob(pattern); msg != "" {
 		// Refused before any directory is listed: one decision event.
-		if h.Audit == nil {
-			return nil, &Error{Kind: KindIOError, Message: "hostops: host has no audit sink", Action: actionList, Resource: pattern}
+		bad := badInput(actionList, pattern, msg)
+		_, e := h.run(operation{action: actionList, arg: pattern, check: func() *Error { return bad }})
+		if e == bad {
+			e.Message = "glob: " + msg // not the audit log's or the operation cap's error
 		}
-		e := h.refuse(h.now(), actionList, pattern, msg)
-		if e.Kind == KindLimitExceeded {
-			return nil, e // the operation cap's error, shared: not renamed
-		}
-		e.Message = "glob: " + msg
 		return nil, e
 	}
-	comps := strings.FieldsFunc(pattern, func(r rune) bool { return r == '/' })
-	first := len(comps) - 1
-	for i, c := range comps {
-		if hasMeta(c) {
-			first = i
-			break
-		}
-	}
+	comps, first := splitPattern(pattern)
 	g := globber{h: h, limit: h.maxList()}
 	start := "/" + strings.Join(comps[:first], "/")
 	if err := g.walk(start, comps[first:], true); err != nil {
@@ -68,14 +58,7 @@ func (h *Host) checkGlob(pattern string) string {
 	if msg := checkPath(pattern); msg != "" {
 		return msg
 	}
-	comps := strings.FieldsFunc(pattern, func(r rune) bool { return r == '/' })
-	first := len(comps) - 1
-	for i, c := range comps {
-		if hasMeta(c) {
-			first = i
-			break
-		}
-	}
+	comps, first := splitPattern(pattern)
 	if first < 0 {
 		return "pattern must name something below /, got " + strconv.Quote(pattern)
 	}
@@ -88,6 +71,19 @@ func (h *Host) checkGlob(pattern string) string {
 		}
 	}
 	return ""
+}
+
+// splitPattern returns the components of pattern and the index of the
+// first one with a wildcard (the last one when none has).
+func splitPattern(pattern string) (comps []string, first int) {
+	comps = strings.FieldsFunc(pattern, func(r rune) bool { return r == '/' })
+	first = len(comps) - 1
+	for i, c := range comps {
+		if hasMeta(c) {
+			return comps, i
+		}
+	}
+	return comps, first
 }
 
 type globber struct {

@@ -42,7 +42,7 @@ func (h *Host) Lines(path string, maxLines int) ([]string, error) {
 // scanLines reads the regular file at path line by line, calling fn with
 // each line's number (from 1) and text until fn returns false.
 func (h *Host) scanLines(path string, fn func(n int64, line []byte) bool) error {
-	p, err := h.begin(actionRead, path, refuseRead)
+	p, err := h.begin(actionRead, path, notRegular)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (h *Host) scanLines(path string, fn func(n int64, line []byte) bool) error 
 // when the budget is spent. When ctx ends (the script was cancelled or ran
 // out of time) Tail stops between two reads with LIMIT_EXCEEDED.
 func (h *Host) Tail(ctx context.Context, path string, n int) ([]string, error) {
-	p, err := h.begin(actionRead, path, refuseRead)
+	p, err := h.begin(actionRead, path, notRegular)
 	if err != nil {
 		return nil, err
 	}

@@ -2,13 +2,14 @@
 
 package hostops
 
-// The pipeline every operation runs before it acts: check the path, pin,
-// authorize, audit.
+// The pipeline every operation runs before it acts: check the input, pin,
+// authorize, audit (run).
 
 import (
 	"strconv"
 	"strings"
 
+	"github.com/keyhole-dev/keyhole/authz"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,63 +17,207 @@ import (
 // (reading a directory, listing a file); "" means it will.
 type refusal func(st *unix.Stat_t) string
 
-// begin pins path, authorizes action on it and writes the operation's one
-// audit event. It returns the pinned object only when the operation may go
-// ahead; the caller then acts through it and closes it.
+// operation is what one host operation brings to run, the pipeline every
+// operation goes through: its input check and how it pins what it acts on.
+// The rest (the audit sink, the clock, the refusal of bad input, the
+// decision, the one audit line, the error) is run's.
+type operation struct {
+	// action and arg name the operation when there is no audit sink.
+	action, arg string
+	// check returns the error of input refused before anything is looked
+	// at, or nil.
+	check func() *Error
+	// resolve pins what the operation acts on and returns it as the
+	// subject to decide; an error refuses the operation before the policy
+	// is asked.
+	resolve func() (subject, *Error)
+	// query: the operation only asks (Allowed). Its decided line's reason
+	// starts with ReasonQuery, nothing acts, and only the audit line's
+	// failure is an error.
+	query bool
+}
+
+// subject is what an operation is decided on.
+type subject struct {
+	// action is the action decided; name the resource on the audit line
+	// and the errors.
+	action, name string
+	// res is the resource decided, unless missing: name names nothing and
+	// is decided as decideMissing decides.
+	res     authz.Resource
+	missing bool
+	// asker, when set, is the host (its request context and event
+	// template) the policy is asked and the line written with.
+	asker *Host
+	// unnamed: name is not the object's (see notNamed), so an allow does
+	// not act and is logged as a deny (refuseUnnamed).
+	unnamed bool
+	// refused, when set, denies the operation with this error without
+	// asking the policy (the subject could not be known).
+	refused *Error
+	// unfit says, after an allow, why the operation will not act; nil
+	// means it will.
+	unfit func() *Error
+	// close releases what resolve pinned when the operation does not go
+	// ahead; the caller owns it otherwise.
+	close func()
+}
+
+// targetSubject is what t names for action: the pinned object, or, for a
+// path that names nothing, what decideMissing decides.
+func targetSubject(action string, t target) subject {
+	s := subject{action: action, name: t.name, unnamed: notNamed(t.err), missing: t.obj == nil}
+	if t.obj != nil {
+		s.res = resourceOf(t)
+		s.close = t.obj.close
+	}
+	return s
+}
+
+// run is the one way an operation reaches the host: it checks op's input,
+// resolves its subject, decides it and writes the operation's one audit
+// event, before anything is acted on. For an operation that may go ahead
+// it returns the decision (true, but for a query) and nil; the caller then
+// acts through what resolve pinned and closes it. Otherwise what resolve
+// pinned is closed and the error returned.
 //
-// The audit event is written before anything is acted on. Its decision is
-// "allow" only when the policy allowed; an operation refused before the
-// policy was asked (a bad path, a path that cannot be named) is logged as
-// "deny" with the reason, and so is an allowed path that does not name the
-// object it reaches (a /proc magic link: see refuseUnnamed). A path that
-// names nothing is decided by decideMissing. Reason holds the policy's
-// evaluation errors, or, when the policy allowed but there is nothing to
-// act on (not found, wrong type), the error the caller gets.
-func (h *Host) begin(action, path string, refuse refusal) (*pinned, error) {
+// The event's decision is "allow" only when the policy allowed; an
+// operation refused before the policy was asked (bad input, a path that
+// cannot be named) is logged as "deny" with the reason, and so is an
+// allowed name that is not the object's (refuseUnnamed). Reason holds the
+// policy's evaluation errors, or, when the policy allowed but the
+// operation will not act (not found, wrong type), the error the caller
+// gets.
+func (h *Host) run(op operation) (bool, *Error) {
 	if h.Audit == nil {
 		// Everything is audited: with nowhere to write, nothing happens.
-		return nil, &Error{Kind: KindIOError, Message: "hostops: host has no audit sink", Action: action, Resource: path}
+		return false, &Error{Kind: KindIOError, Message: "hostops: host has no audit sink", Action: op.action, Resource: op.arg}
 	}
 	now := h.now()
-	if msg := checkPath(path); msg != "" {
-		shown := path
-		if len(shown) > maxShown {
-			shown = shown[:maxShown] + "..."
-		}
-		e := &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shown}
-		return nil, h.logRefusal(now, action, shown, e)
+	var (
+		s subject
+		e *Error
+	)
+	if op.check != nil {
+		e = op.check()
 	}
-	t, err := resolve(path)
-	if err != nil {
-		e := sysError(action, path, err)
-		return nil, h.logRefusal(now, action, path, e)
-	}
-	allow, dec, reason := h.decideTarget(action, t, now)
-	var e *Error
-	switch {
-	case !allow:
-		e = h.deniedError(action, t.name, dec)
-	case t.err != nil:
-		e = sysError(action, t.name, t.err)
-	case refuse != nil:
-		if msg := refuse(&t.obj.st); msg != "" {
-			e = opError(KindInvalidArgument, action, t.name, msg)
-		}
-	}
-	if allow && e != nil {
-		reason = e.Message
-	}
-	allow = refuseUnnamed(allow, &dec, t.err)
-	if ae := h.log(now, action, t.name, allow, dec, reason); ae != nil {
-		e = ae
+	if e == nil {
+		s, e = op.resolve()
 	}
 	if e != nil {
-		if t.obj != nil {
-			t.obj.close()
+		return false, h.logRefusal(now, e.Action, e.Resource, e)
+	}
+	asker := h
+	if s.asker != nil {
+		asker = s.asker
+	}
+	var (
+		allow  bool
+		dec    authz.Decision
+		reason string
+	)
+	switch {
+	case s.refused != nil:
+		e, reason = s.refused, s.refused.Message
+	case s.missing:
+		allow, dec, reason = asker.decideMissing(s.action, s.name, now)
+	default:
+		allow, dec, reason = asker.decide(s.action, s.res, now)
+	}
+	switch {
+	case e != nil:
+	case !allow:
+		e = asker.deniedError(s.action, s.name, dec)
+	case s.unfit != nil:
+		if e = s.unfit(); e != nil {
+			reason = e.Message
 		}
+	}
+	allow = refuseUnnamed(allow, &dec, s.unnamed)
+	if op.query {
+		reason = strings.TrimSuffix(ReasonQuery+"; "+reason, "; ")
+		e = nil
+	}
+	if ae := asker.log(now, s.action, s.name, allow, dec, reason); ae != nil {
+		e = ae
+	}
+	if (e != nil || op.query) && s.close != nil {
+		s.close()
+	}
+	if e != nil {
+		return false, e
+	}
+	return allow, nil
+}
+
+// begin pins path, authorizes action on it and writes the operation's one
+// audit event (run). It returns the pinned object only when the operation
+// may go ahead; the caller then acts through it and closes it. refuse,
+// when set, says after an allow why the object is not one the operation
+// acts on.
+func (h *Host) begin(action, path string, refuse refusal) (*pinned, error) {
+	return h.beginArg(action, path, "", refuse)
+}
+
+// beginArg is begin for an operation with an argument besides its path:
+// argMsg, when set, refuses it before the path is looked at.
+func (h *Host) beginArg(action, path, argMsg string, refuse refusal) (*pinned, error) {
+	var t target
+	_, e := h.run(operation{
+		action: action,
+		arg:    path,
+		check: func() *Error {
+			return badInput(action, path, argMsg, checkPath(path))
+		},
+		resolve: func() (subject, *Error) {
+			var err error
+			if t, err = resolve(path); err != nil {
+				return subject{}, sysError(action, path, err)
+			}
+			s := targetSubject(action, t)
+			s.unfit = func() *Error {
+				if t.err != nil {
+					return sysError(action, t.name, t.err)
+				}
+				if msg := refuse.of(&t.obj.st); msg != "" {
+					return opError(KindInvalidArgument, action, t.name, msg)
+				}
+				return nil
+			}
+			return s, nil
+		},
+	})
+	if e != nil {
 		return nil, e
 	}
 	return t.obj, nil
+}
+
+// of is what r says of st; a nil refusal refuses nothing.
+func (r refusal) of(st *unix.Stat_t) string {
+	if r == nil {
+		return ""
+	}
+	return r(st)
+}
+
+// badInput is the INVALID_ARGUMENT error, "<action>: <msg>", of the first
+// of msgs that is set, naming arg as shown; nil when none is.
+func badInput(action, arg string, msgs ...string) *Error {
+	for _, msg := range msgs {
+		if msg != "" {
+			return &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shorten(arg)}
+		}
+	}
+	return nil
+}
+
+// shorten is s as a refusal repeats it: at most maxShown bytes.
+func shorten(s string) string {
+	if len(s) > maxShown {
+		return s[:maxShown] + "..."
+	}
+	return s
 }
 
 // maxShown is how much of a refused path an error and the audit line

@@ -26,7 +26,7 @@ const DefaultMaxReadBytes int64 = 64 << 20
 // directory, FIFO, socket or device is INVALID_ARGUMENT, decided from the
 // pinned descriptor: such objects are never opened (a FIFO would block).
 func (h *Host) Read(path string, maxBytes int64) ([]byte, error) {
-	p, err := h.begin(actionRead, path, refuseRead)
+	p, err := h.begin(actionRead, path, notRegular)
 	if err != nil {
 		return nil, err
 	}
@@ -78,17 +78,6 @@ func (h *Host) maxRead() int64 {
 		return h.MaxReadBytes
 	}
 	return DefaultMaxReadBytes
-}
-
-func refuseRead(st *unix.Stat_t) string {
-	switch kind := kindOf(st.Mode); kind {
-	case "file":
-		return ""
-	case "dir":
-		return "is a directory"
-	default:
-		return "is a " + kind + ", not a regular file"
-	}
 }
 
 func tooLarge(path string, limit int64) *Error {

@@ -14,18 +14,7 @@ import (
 // with several hard links leaves the others. With Host.DryRun nothing is
 // removed.
 func (h *Host) Remove(path string) error {
-	e, err := h.beginEntry(entryOp{
-		verb:     actionDelete,
-		existing: true,
-		slashOK:  true,
-		action:   func(*entry) string { return actionDelete },
-		check: func(action string, e *entry) *Error {
-			if e.obj == nil {
-				return actError(action, e.path, unix.ENOENT)
-			}
-			return nil
-		},
-	}, path, "")
+	e, err := h.beginEntry(existingEntry(actionDelete), path, "")
 	if err != nil {
 		return err
 	}

@@ -18,18 +18,7 @@ import (
 // file systems is INVALID_ARGUMENT (copy and remove instead). With
 // Host.DryRun nothing is moved.
 func (h *Host) Rename(src, dst string) error {
-	s, err := h.beginEntry(entryOp{
-		verb:     actionRename,
-		existing: true,
-		slashOK:  true,
-		action:   func(*entry) string { return actionRename },
-		check: func(action string, e *entry) *Error {
-			if e.obj == nil {
-				return actError(action, e.path, unix.ENOENT)
-			}
-			return nil
-		},
-	}, src, "")
+	s, err := h.beginEntry(existingEntry(actionRename), src, "")
 	if err != nil {
 		return err
 	}

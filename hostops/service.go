@@ -71,70 +71,48 @@ type ServiceResult struct {
 // audited but not run, and succeed. The result's Name is the entity name.
 func (h *Host) Service(ctx context.Context, action, name string, opts ExecOptions) (ServiceResult, error) {
 	res := ServiceResult{Name: name, Action: action}
-	shown := name
-	if len(shown) > maxShown {
-		shown = shown[:maxShown] + "..."
-	}
-	if h.Audit == nil {
-		return res, &Error{Kind: KindIOError, Message: "hostops: host has no audit sink", Action: action, Resource: shown}
-	}
-	now := h.now()
-	msg := ""
-	switch {
-	case !isServiceAction(action):
-		msg = "unknown service action " + strconv.Quote(action)
-	default:
-		msg = checkServiceName(name)
-	}
-	if msg != "" {
-		e := &Error{Kind: KindInvalidArgument, Message: action + ": " + msg, Action: action, Resource: shown}
-		return res, h.logRefusal(now, action, shown, e)
-	}
-	unit, entity, rerr := h.serviceUnit(ctx, action, name, opts)
-	if rerr != nil {
-		if rerr.Kind == KindLimitExceeded {
-			// The script's budget or time ran out while asking: nothing was
-			// decided.
-			if ae := h.log(now, action, name, false, authz.Decision{}, rerr.Message); ae != nil {
-				return res, ae
-			}
-			return res, rerr
-		}
-		// Unresolved: denied whatever the policy says of the name as given,
-		// which only chooses the error the script sees.
-		allow, dec, reason := h.decide(action, authz.Resource{Kind: authz.KindService, Path: name}, now)
-		if !allow {
-			if ae := h.log(now, action, name, false, dec, reason); ae != nil {
-				return res, ae
-			}
-			return res, h.deniedError(action, name, dec)
-		}
-		if ae := h.log(now, action, name, false, authz.Decision{Version: dec.Version}, rerr.Message); ae != nil {
-			return res, ae
-		}
-		return res, rerr
-	}
-	res.Name = entity
-	allow, dec, reason := h.decide(action, authz.Resource{Kind: authz.KindService, Path: entity}, now)
 	var (
-		e    *Error
 		prog *pinned
 		vec  []string
 	)
-	if !allow {
-		e = h.deniedError(action, entity, dec)
-	} else {
-		prog, vec, e = h.serviceManager(action, entity, action, "--", unit)
-		if e != nil {
-			reason = e.Message
-		}
-	}
-	if ae := h.log(now, action, entity, allow, dec, reason); ae != nil {
-		if prog != nil {
-			prog.close()
-		}
-		return res, ae
-	}
+	_, e := h.run(operation{
+		action: action,
+		arg:    shorten(name),
+		check: func() *Error {
+			if !isServiceAction(action) {
+				return badInput(action, name, "unknown service action "+strconv.Quote(action))
+			}
+			return badInput(action, name, checkServiceName(name))
+		},
+		resolve: func() (subject, *Error) {
+			unit, entity, rerr := h.serviceUnit(ctx, action, name, opts)
+			switch {
+			case rerr != nil && rerr.Kind == KindLimitExceeded:
+				// The script's budget or time ran out while asking: nothing
+				// was decided.
+				return subject{action: action, name: name, refused: rerr}, nil
+			case rerr != nil:
+				// Unresolved: denied whatever the policy says of the name as
+				// given, which only chooses the error the script sees.
+				return subject{action: action, name: name, unnamed: true,
+					res:   authz.Resource{Kind: authz.KindService, Path: name},
+					unfit: func() *Error { return rerr }}, nil
+			}
+			res.Name = entity
+			return subject{action: action, name: entity,
+				res: authz.Resource{Kind: authz.KindService, Path: entity},
+				unfit: func() *Error {
+					var e *Error
+					prog, vec, e = h.serviceManager(action, entity, action, "--", unit)
+					return e
+				},
+				close: func() {
+					if prog != nil {
+						prog.close()
+					}
+				}}, nil
+		},
+	})
 	if e != nil {
 		return res, e
 	}
@@ -143,14 +121,14 @@ func (h *Host) Service(ctx context.Context, action, name string, opts ExecOption
 		res.Path = prog.path
 		return res, nil
 	}
-	out, err := h.spawn(ctx, prog, vec, opts, action, entity)
+	out, err := h.spawn(ctx, prog, vec, opts, action, res.Name)
 	if err != nil {
 		return res, err
 	}
 	res.ExecResult = out
 	res.Path = prog.path // the manager's, as on a dry run (spawn names the service)
 	if action != ServiceStatus && (out.Exit != 0 || out.Signal != "") {
-		return res, opError(KindIOError, action, entity, "service manager failed with "+managerFailure(out))
+		return res, opError(KindIOError, action, res.Name, "service manager failed with "+managerFailure(out))
 	}
 	return res, nil
 }

@@ -13,15 +13,6 @@ import (
 	"github.com/keyhole-dev/keyhole/authz"
 )
 
-// decideTarget asks the policy about action on what t names: the pinned
-// object, or, for a path that names nothing, as decideMissing decides.
-func (h *Host) decideTarget(action string, t target, now time.Time) (bool, authz.Decision, string) {
-	if t.obj == nil {
-		return h.decideMissing(action, t.name, now)
-	}
-	return h.decide(action, resourceOf(t), now)
-}
-
 // decideMissing decides action on path, which names nothing. Had it
 // existed it would have been a File or a Dir, and a policy may name either
 // (`resource in Dir::"/srv/later"` covers Dir::"/srv/later" but not
@@ -64,8 +55,8 @@ func notNamed(err error) bool {
 // notNamed) into a deny: the operation does not act, and its audit line
 // must not say it was allowed. The permits that matched did not decide,
 // so they are dropped from dec.
-func refuseUnnamed(allow bool, dec *authz.Decision, err error) bool {
-	if allow && notNamed(err) {
+func refuseUnnamed(allow bool, dec *authz.Decision, unnamed bool) bool {
+	if allow && unnamed {
 		dec.Policies = nil
 		return false
 	}

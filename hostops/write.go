@@ -40,12 +40,7 @@ const DefaultFileMode = 0o644
 // (Host.MaxWriteBytes) is LIMIT_EXCEEDED. With Host.DryRun nothing is
 // written.
 func (h *Host) Write(path string, data []byte, mode int64) error {
-	e, err := h.beginEntry(entryOp{
-		verb:   actionWrite,
-		follow: true,
-		action: writeOrCreate,
-		check:  h.checkWrite(len(data), false),
-	}, path, checkMode(actionWrite, mode))
+	e, err := h.beginEntry(h.writeEntry(len(data), false), path, checkMode(actionWrite, mode))
 	if err != nil {
 		return err
 	}
@@ -75,12 +70,7 @@ func (h *Host) Write(path string, data []byte, mode int64) error {
 // may not touch. Only regular files are appended to. With Host.DryRun
 // nothing is written.
 func (h *Host) Append(path string, data []byte) error {
-	e, err := h.beginEntry(entryOp{
-		verb:   actionWrite,
-		follow: true,
-		action: writeOrCreate,
-		check:  h.checkWrite(len(data), true),
-	}, path, "")
+	e, err := h.beginEntry(h.writeEntry(len(data), true), path, "")
 	if err != nil {
 		return err
 	}
@@ -132,6 +122,13 @@ func (h *Host) maxWrite() int64 {
 		return h.MaxWriteBytes
 	}
 	return DefaultMaxWriteBytes
+}
+
+// writeEntry is the entryOp of writing n bytes to a path (Write, Append,
+// the destination of Copy): a symlink is followed, and the entry is
+// checked by checkWrite.
+func (h *Host) writeEntry(n int, inPlace bool) entryOp {
+	return entryOp{verb: actionWrite, follow: true, action: writeOrCreate, check: h.checkWrite(n, inPlace)}
 }
 
 // checkWrite refuses, after an allow, to write n bytes to an entry that
