@@ -125,6 +125,13 @@ type Server struct {
 	mu       sync.Mutex
 	sessions sync.WaitGroup
 	pool     workerPool
+
+	// lnMu guards closed and listeners: Serve registers its listener, or
+	// finds the server closed, under it, so that a Close that races with
+	// a Serve that has not started accepting still stops it.
+	lnMu      sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
 }
 
 // identityKey is the ExtraData key under which the authenticating key's
@@ -202,17 +209,47 @@ func New(cfg Config) (*Server, error) {
 // as soon as they are accepted while the process is short of file
 // descriptors (fds.go).
 func (s *Server) Serve(l net.Listener) error {
+	s.lnMu.Lock()
+	if s.closed {
+		s.lnMu.Unlock()
+		_ = l.Close()
+		return nil
+	}
+	if s.listeners == nil {
+		s.listeners = map[net.Listener]struct{}{}
+	}
+	s.listeners[l] = struct{}{}
+	s.lnMu.Unlock()
+	defer func() {
+		s.lnMu.Lock()
+		delete(s.listeners, l)
+		s.lnMu.Unlock()
+	}()
 	err := s.srv.Serve(s.guardFDs(l))
-	if errors.Is(err, gliderssh.ErrServerClosed) {
+	s.lnMu.Lock()
+	closed := s.closed
+	s.lnMu.Unlock()
+	if closed || errors.Is(err, gliderssh.ErrServerClosed) {
+		// gliderlabs forgets a Close that came before its Serve tracked
+		// the listener (it takes that for a reuse of the server); the
+		// listener Close closed is how that Serve ends.
 		return nil
 	}
 	return err
 }
 
-// Close stops the listener and closes every connection, then waits for the
-// sessions' final audit lines.
+// Close stops the listeners and closes every connection, then waits for
+// the sessions' final audit lines. A Serve that starts after Close, or
+// that Close overtakes before it accepts (gliderlabs only closes the
+// listeners it has started accepting on), returns at once.
 func (s *Server) Close() error {
 	err := s.srv.Close()
+	s.lnMu.Lock()
+	s.closed = true
+	for l := range s.listeners {
+		_ = l.Close()
+	}
+	s.lnMu.Unlock()
 	s.refusals.close()
 	s.sessions.Wait()
 	s.pool.close()
