@@ -207,6 +207,10 @@ func TestMisbehavingWorker(t *testing.T) {
 		{"sync-with-payload", 125, "INTERNAL: worker protocol error", 0},
 		{"ring-truncate", 0, "", 1},
 		{"ring-killed", 125, "INTERNAL: worker process killed by signal 9", 1},
+		// More decisions than the operation cap (5 here) allows an honest
+		// worker: the server writes the cap's worth and one more, then
+		// stops believing it.
+		{"decision-flood", 125, "INTERNAL: worker protocol error", fakeMaxOperations + 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
@@ -218,6 +222,7 @@ func TestMisbehavingWorker(t *testing.T) {
 			mode := tt.mode
 			e := testenv.Start(t, testenv.Options{
 				Policies: map[string]string{"logs.cedar": logsPolicy},
+				Limits:   sshserver.Limits{MaxOperations: fakeMaxOperations},
 				Worker: func() *exec.Cmd {
 					cmd := sshserver.WorkerCommand(exe, "fake-worker")()
 					cmd.Env = []string{fakeWorkerEnv + "=" + mode}

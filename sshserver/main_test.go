@@ -28,6 +28,10 @@ func TestMain(m *testing.M) {
 	testenv.Main(m)
 }
 
+// fakeMaxOperations is the operation cap of the servers the fake workers
+// run under.
+const fakeMaxOperations = 5
+
 // fakeWorker reads the start frame and then misbehaves as mode says.
 func fakeWorker(mode string) int {
 	var h [5]byte
@@ -99,6 +103,11 @@ func fakeWorker(mode string) int {
 		put(before)
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {}
+	case "decision-flood":
+		for range 4 * fakeMaxOperations {
+			put(before)
+		}
+		send(4, ok)
 	case "exit-without-result":
 		send(2, decision)
 		return 3

@@ -243,7 +243,8 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink sc
 	stdinOnce := sync.OnceFunc(func() { _ = w.stdin.Close() })
 	defer stdinOnce()
 
-	rd := &workerReader{ss: ss, sink: sink, maxOutput: lim.MaxOutput, template: st.Event, confirm: in, ring: w.ring}
+	rd := &workerReader{ss: ss, sink: sink, maxOutput: lim.MaxOutput, maxDecisions: lim.MaxOperations,
+		template: st.Event, confirm: in, ring: w.ring}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -443,8 +444,12 @@ type workerReader struct {
 	sink      scriptSink
 	template  audit.Event
 	maxOutput int64
-	confirm   *workerproto.Writer // the worker's stdin, for Confirm messages
-	ring      *workerproto.Ring   // consumer end of the worker's decision ring
+	// maxDecisions is the script's operation cap: an honest worker reports
+	// at most one decision past it (the deny of the operation that hit
+	// it), so more is a worker flooding the audit log; 0 means no cap.
+	maxDecisions int64
+	confirm      *workerproto.Writer // the worker's stdin, for Confirm messages
+	ring         *workerproto.Ring   // consumer end of the worker's decision ring
 
 	output     int64
 	allowed    int
@@ -589,6 +594,10 @@ func decisionOf(p []byte) (workerproto.Decision, error) {
 // come from the worker; who, where, when and under which policy come from
 // the session. A line the audit log refused is an *auditFailure.
 func (rd *workerReader) audit(d workerproto.Decision) error {
+	if rd.maxDecisions > 0 && int64(rd.allowed+rd.denied) > rd.maxDecisions {
+		return fmt.Errorf("sshserver: worker reported more than %d decisions, past the operation limit of %d",
+			rd.maxDecisions+1, rd.maxDecisions)
+	}
 	if d.Allow {
 		rd.allowed++
 	} else {
