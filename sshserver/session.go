@@ -13,8 +13,8 @@ import (
 
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
-	"github.com/keyhole-dev/keyhole/hostops"
 	"github.com/keyhole-dev/keyhole/keys"
+	"github.com/keyhole-dev/keyhole/outcome"
 	"github.com/keyhole-dev/keyhole/starlarkrt"
 )
 
@@ -296,16 +296,13 @@ func (ss *session) runStdin(ctx context.Context) int {
 	var err error
 	if !ss.receive(func() { src, err = io.ReadAll(io.LimitReader(ss.ch, max+1)) }) {
 		ss.log(audit.Event{Event: audit.RequestRefused, Request: "subsystem starlark", Reason: ss.notReceived()})
-		return ss.finish(&starlarkrt.Result{Exit: starlarkrt.ExitLimitExceeded,
-			Err: &starlarkrt.Error{Kind: hostops.KindLimitExceeded, Message: ss.notReceived()}})
+		return ss.finish(outcome.ExitLimitExceeded, &outcome.Error{Kind: outcome.KindLimitExceeded, Message: ss.notReceived()})
 	}
 	if err != nil {
-		return ss.finish(&starlarkrt.Result{Exit: starlarkrt.ExitInternal,
-			Err: &starlarkrt.Error{Kind: starlarkrt.KindInternal, Message: "reading script: " + err.Error()}})
+		return ss.finish(outcome.ExitInternal, &outcome.Error{Kind: outcome.KindInternal, Message: "reading script: " + err.Error()})
 	}
 	if int64(len(src)) > max {
-		return ss.finish(&starlarkrt.Result{Exit: starlarkrt.ExitLimitExceeded,
-			Err: &starlarkrt.Error{Kind: hostops.KindLimitExceeded, Message: fmt.Sprintf("script larger than %d bytes", max)}})
+		return ss.finish(outcome.ExitLimitExceeded, &outcome.Error{Kind: outcome.KindLimitExceeded, Message: fmt.Sprintf("script larger than %d bytes", max)})
 	}
 	return ss.runScript(ctx, string(src))
 }
@@ -331,8 +328,7 @@ func (ss *session) beginScript(src string) (sum string, event audit.Event, tooBi
 func (ss *session) runScript(ctx context.Context, src string) int {
 	sum, event, tooBig := ss.beginScript(src)
 	if tooBig != "" {
-		return ss.finish(&starlarkrt.Result{Exit: starlarkrt.ExitLimitExceeded,
-			Err: &starlarkrt.Error{Kind: hostops.KindLimitExceeded, Message: tooBig}})
+		return ss.finish(outcome.ExitLimitExceeded, &outcome.Error{Kind: outcome.KindLimitExceeded, Message: tooBig})
 	}
 	var out io.Writer = ss.ch
 	if ss.pty {
@@ -341,24 +337,24 @@ func (ss *session) runScript(ctx context.Context, src string) int {
 	end := ss.runWorker(ctx, ss.startMessage(src, sum, nil, event), scriptSink{
 		print: func(p []byte) error { _, err := out.Write(p); return err },
 	})
-	return ss.finish(end.result())
+	return ss.finish(end.Exit, end.Err)
 }
 
 // finish writes the error line, ends the session (its session.end line),
 // then sends the exit status and closes the channel: every audit line of
 // the session is written before the client learns how it ended.
-func (ss *session) finish(res *starlarkrt.Result) int {
-	if res.Err != nil {
-		line := res.Err.Kind + ": " + res.Err.Message + "\n"
+func (ss *session) finish(exit int, err *outcome.Error) int {
+	if err != nil {
+		line := err.Kind + ": " + err.Message + "\n"
 		if ss.pty {
 			line = string(crlf([]byte(line)))
 		}
 		_, _ = io.WriteString(ss.ch.Stderr(), line)
 	}
-	ss.end(res.Exit)
-	_, _ = ss.ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{uint32(res.Exit)}))
+	ss.end(exit)
+	_, _ = ss.ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{uint32(exit)}))
 	_ = ss.ch.CloseWrite()
-	return res.Exit
+	return exit
 }
 
 // crlfWriter turns "\n" into "\r\n", as a terminal would.

@@ -17,8 +17,7 @@ import (
 	"strings"
 
 	"github.com/keyhole-dev/keyhole/audit"
-	"github.com/keyhole-dev/keyhole/hostops"
-	"github.com/keyhole-dev/keyhole/starlarkrt"
+	"github.com/keyhole-dev/keyhole/outcome"
 )
 
 // structuredRequest is the request line of subsystem keyhole.
@@ -83,23 +82,23 @@ func (ss *session) runStructured(ctx context.Context) int {
 	var line []byte
 	var err error
 	if !ss.receive(func() { line, err = readLine(ss.ch, max) }) {
-		return ss.refuseStructured(jw, starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded, ss.notReceived())
+		return ss.refuseStructured(jw, outcome.ExitLimitExceeded, outcome.KindLimitExceeded, ss.notReceived())
 	}
 	if err != nil {
 		if errors.Is(err, errLineTooLong) {
-			return ss.refuseStructured(jw, starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+			return ss.refuseStructured(jw, outcome.ExitLimitExceeded, outcome.KindLimitExceeded,
 				fmt.Sprintf("request line longer than %d bytes", max))
 		}
-		return ss.refuseStructured(jw, starlarkrt.ExitInternal, starlarkrt.KindInternal, "reading request: "+err.Error())
+		return ss.refuseStructured(jw, outcome.ExitInternal, outcome.KindInternal, "reading request: "+err.Error())
 	}
 	req, err := parseRequest(line)
 	if err != nil {
-		return ss.refuseStructured(jw, starlarkrt.ExitScriptError, hostops.KindInvalidArgument, err.Error())
+		return ss.refuseStructured(jw, outcome.ExitScriptError, outcome.KindInvalidArgument, err.Error())
 	}
 	src := *req.Script
 	sum, event, tooBig := ss.beginScript(src)
 	if tooBig != "" {
-		return ss.finishStructured(jw, endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded, tooBig))
+		return ss.finishStructured(jw, endWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded, tooBig))
 	}
 	end := ss.runWorker(ctx, ss.startMessage(src, sum, req.Args, event), scriptSink{
 		print: func(p []byte) error {
@@ -250,7 +249,7 @@ func (ss *session) finishStructured(jw *jsonLines, end *scriptEnd) int {
 		line.Error = &endError{Kind: e.Kind, Message: e.Message, Action: e.Action, Resource: e.Resource, Policies: pol}
 	}
 	_ = jw.write(line)
-	return ss.finish(end.result())
+	return ss.finish(end.Exit, end.Err)
 }
 
 // jsonLines writes one JSON value a line. Only one goroutine writes at a

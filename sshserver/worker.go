@@ -44,8 +44,8 @@ import (
 
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
-	"github.com/keyhole-dev/keyhole/hostops"
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
+	"github.com/keyhole-dev/keyhole/outcome"
 	"github.com/keyhole-dev/keyhole/starlarkrt"
 )
 
@@ -83,7 +83,7 @@ func WorkerCommand(path string, args ...string) func() *exec.Cmd {
 // scriptEnd is how a script ended, as both wire protocols report it.
 type scriptEnd struct {
 	Exit         int
-	Err          *workerproto.Error
+	Err          *outcome.Error
 	Value        json.RawMessage // nil when the script set no result
 	Steps        uint64
 	Duration     time.Duration
@@ -94,7 +94,7 @@ type scriptEnd struct {
 }
 
 func endWith(exit int, kind, msg string) *scriptEnd {
-	return &scriptEnd{Exit: exit, Err: &workerproto.Error{Kind: kind, Message: msg}}
+	return &scriptEnd{Exit: exit, Err: &outcome.Error{Kind: kind, Message: msg}}
 }
 
 // scriptSink receives what a running script produces, from the reading
@@ -218,7 +218,7 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink sc
 	defer poolDone()
 	if err != nil {
 		log.WithError(err).Error("worker did not start")
-		return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "worker process did not start")
+		return endWith(outcome.ExitInternal, outcome.KindInternal, "worker process did not start")
 	}
 	if w.policyVersion != st.PolicyVersion {
 		// The worker has not loaded this session's policy set: send its
@@ -284,16 +284,16 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink sc
 			cancelC = time.After(cancelGrace)
 		case <-cancelC:
 			cancelC = nil
-			kill(endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "session ended"))
+			kill(endWith(outcome.ExitInternal, outcome.KindInternal, "session ended"))
 		case <-wall.C:
-			kill(endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+			kill(endWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded,
 				fmt.Sprintf("wall-clock limit of %s exceeded (worker stopped by the server)", lim.MaxWall)))
 		case <-poll.C:
 			if lim.MaxMemory <= 0 || ev.exited {
 				continue
 			}
 			if rss := w.rss(); rss > 0 && rss-max(baseRSS, 0) > lim.MaxMemory {
-				kill(endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+				kill(endWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded,
 					fmt.Sprintf("memory limit of %d bytes exceeded", lim.MaxMemory)))
 			}
 		case <-readC:
@@ -388,18 +388,18 @@ func (ev *workerEvents) serverKill(why *scriptEnd) {
 func (ev *workerEvents) end(stderr string, lim workerproto.Limits) *scriptEnd {
 	switch {
 	case ev.auditErr != nil:
-		return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, ev.auditErr.message())
+		return endWith(outcome.ExitInternal, outcome.KindInternal, ev.auditErr.message())
 	case ev.protoErr != nil:
-		return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "worker protocol error")
+		return endWith(outcome.ExitInternal, outcome.KindInternal, "worker protocol error")
 	case ev.overOutput:
-		return endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+		return endWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded,
 			fmt.Sprintf("output limit of %d bytes exceeded", lim.MaxOutput))
 	case ev.killed != nil:
 		return ev.killed
 	case ev.result != nil:
 		return ev.result
 	case ev.sessionEnded:
-		return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "session ended")
+		return endWith(outcome.ExitInternal, outcome.KindInternal, "session ended")
 	}
 	return crashEnd(ev.waitErr, stderr, lim)
 }
@@ -409,7 +409,7 @@ func (ev *workerEvents) end(stderr string, lim workerproto.Limits) *scriptEnd {
 func crashEnd(waitErr error, stderr string, lim workerproto.Limits) *scriptEnd {
 	switch {
 	case strings.Contains(stderr, "stack overflow") || strings.Contains(stderr, "goroutine stack exceeds"):
-		return endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+		return endWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded,
 			fmt.Sprintf("interpreter stack limit of %d bytes exceeded (nesting too deep)", lim.MaxStack))
 	case strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory"),
 		// Thread stacks count against RLIMIT_DATA: a worker at its memory
@@ -422,19 +422,19 @@ func crashEnd(waitErr error, stderr string, lim workerproto.Limits) *scriptEnd {
 		// allocation.
 		lim.MaxMemory > 0 && goFatalExit(waitErr) && (strings.HasPrefix(stderr, "SIGSEGV") ||
 			strings.HasPrefix(stderr, "SIGBUS") || strings.HasPrefix(stderr, "fatal error: runtime")):
-		return endWith(starlarkrt.ExitLimitExceeded, hostops.KindLimitExceeded,
+		return endWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded,
 			fmt.Sprintf("memory limit of %d bytes exceeded", lim.MaxMemory))
 	}
 	var ee *exec.ExitError
 	if errors.As(waitErr, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal,
+			return endWith(outcome.ExitInternal, outcome.KindInternal,
 				fmt.Sprintf("worker process killed by signal %d (%s)", int(ws.Signal()), ws.Signal()))
 		}
-		return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal,
+		return endWith(outcome.ExitInternal, outcome.KindInternal,
 			fmt.Sprintf("worker process exited with status %d without a result", ee.ExitCode()))
 	}
-	return endWith(starlarkrt.ExitInternal, starlarkrt.KindInternal, "worker process ended without a result")
+	return endWith(outcome.ExitInternal, outcome.KindInternal, "worker process ended without a result")
 }
 
 // workerReader reads one worker's messages. Its fields are owned by the
@@ -538,7 +538,7 @@ func (rd *workerReader) run(r io.Reader) {
 				rd.protoErr = err
 				return
 			}
-			if !validEnd(&res) {
+			if !outcome.ValidEnd(res.Exit, res.Error) {
 				rd.protoErr = fmt.Errorf("sshserver: worker result has exit %d and error %v", res.Exit, res.Error)
 				return
 			}
@@ -657,17 +657,10 @@ func (ss *session) startMessage(src, sum string, args json.RawMessage, event aud
 		output = starlarkrt.DefaultMaxOutput
 	}
 	return &workerproto.Start{
-		Filename: "script",
-		Script:   src,
-		Args:     args,
-		Principal: authz.Principal{
-			UserID:      ss.id.UserID,
-			Role:        ss.id.Role,
-			Principals:  ss.id.Principals,
-			Serial:      ss.id.Serial,
-			Fingerprint: ss.id.Fingerprint,
-			Auth:        ss.id.Auth,
-		},
+		Filename:  "script",
+		Script:    src,
+		Args:      args,
+		Principal: *ss.id, // authz.Principal is keys.Identity
 		Context: authz.Context{
 			SourceIP:     addrOf(ss.conn.RemoteAddr()),
 			Now:          ss.s.cfg.Clock(),
@@ -691,29 +684,6 @@ func (ss *session) startMessage(src, sum string, args json.RawMessage, event aud
 		},
 		ServiceManager: ss.s.cfg.ServiceManager,
 	}
-}
-
-// result is the end as the plain protocol reports it.
-func (e *scriptEnd) result() *starlarkrt.Result {
-	res := &starlarkrt.Result{Exit: e.Exit, Steps: e.Steps, Duration: e.Duration}
-	if e.Err != nil {
-		res.Err = &starlarkrt.Error{Kind: e.Err.Kind, Message: e.Err.Message, Action: e.Err.Action,
-			Resource: e.Err.Resource, Policies: e.Err.Policies}
-	}
-	return res
-}
-
-// validEnd reports whether a worker's result is one a script can have: a
-// known exit status, with an error exactly when it is not 0.
-func validEnd(res *workerproto.Result) bool {
-	switch res.Exit {
-	case starlarkrt.ExitOK:
-		return res.Error == nil
-	case starlarkrt.ExitScriptError, starlarkrt.ExitSyntaxError, starlarkrt.ExitAccessDenied,
-		starlarkrt.ExitLimitExceeded, starlarkrt.ExitInternal:
-		return res.Error != nil && res.Error.Kind != ""
-	}
-	return false
 }
 
 // goFatalExit reports whether a worker exited with status 2, the status

@@ -102,7 +102,7 @@ func serveWorker(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func
 // preloaded policy set, or nil.
 func workerRun(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *workerproto.Writer, ap *auditPipe, t0 time.Time, apply func(workerproto.Limits) error) *workerproto.Result {
 	fail := func(kind, msg string) *workerproto.Result {
-		return &workerproto.Result{Exit: exitFor(kind), Error: &workerproto.Error{Kind: kind, Message: msg}}
+		return &workerproto.Result{Exit: exitFor(kind), Error: &Error{Kind: kind, Message: msg}}
 	}
 	policy, err := policySnapshot(st, pre)
 	if err != nil {
@@ -156,15 +156,12 @@ func workerRun(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet,
 		BytesRead:    counters.Read(),
 		BytesWritten: counters.Written(),
 	}
-	if res.Err != nil {
-		out.Error = &workerproto.Error{Kind: res.Err.Kind, Message: res.Err.Message, Action: res.Err.Action,
-			Resource: res.Err.Resource, Policies: res.Err.Policies}
-	}
+	out.Error = res.Err // outcome.Error, the type the protocol carries
 	if res.Value != nil {
 		v, err := json.Marshal(res.Value)
 		if err != nil {
 			out.Exit = ExitScriptError
-			out.Error = &workerproto.Error{Kind: KindScriptError, Message: fmt.Sprintf("result: value cannot be encoded as JSON: %v", err)}
+			out.Error = &Error{Kind: KindScriptError, Message: fmt.Sprintf("result: value cannot be encoded as JSON: %v", err)}
 		} else {
 			out.Value = v
 		}

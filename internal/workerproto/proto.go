@@ -2,6 +2,7 @@ package workerproto
 
 import (
 	"encoding/json"
+	"github.com/keyhole-dev/keyhole/outcome"
 	"time"
 
 	"github.com/keyhole-dev/keyhole/audit"
@@ -99,14 +100,9 @@ type Limits struct {
 	MaxExecOutput int64 `json:"max_exec_output"`
 }
 
-// Error is the error that ended a script.
-type Error struct {
-	Kind     string   `json:"kind"`
-	Message  string   `json:"message"`
-	Action   string   `json:"action"`
-	Resource string   `json:"resource"`
-	Policies []string `json:"policies"`
-}
+// Error is the error that ended a script: outcome's, as it crosses the
+// pipe in JSON.
+type Error = outcome.Error
 
 // Result is the last message of a worker.
 type Result struct {
