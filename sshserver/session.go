@@ -334,7 +334,7 @@ func (ss *session) runScript(ctx context.Context, src string) int {
 	if ss.pty {
 		out = &crlfWriter{w: ss.ch}
 	}
-	end := ss.runWorker(ctx, ss.startMessage(src, sum, nil, event), scriptSink{
+	end := ss.runWorker(ctx, ss.startMessage(src, sum, nil, event.Transport), event, scriptSink{
 		print: func(p []byte) error { _, err := out.Write(p); return err },
 	})
 	return ss.finish(end.Exit, end.Err)

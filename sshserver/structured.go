@@ -100,7 +100,7 @@ func (ss *session) runStructured(ctx context.Context) int {
 	if tooBig != "" {
 		return ss.finishStructured(jw, endWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded, tooBig))
 	}
-	end := ss.runWorker(ctx, ss.startMessage(src, sum, req.Args, event), scriptSink{
+	end := ss.runWorker(ctx, ss.startMessage(src, sum, req.Args, event.Transport), event, scriptSink{
 		print: func(p []byte) error {
 			return jw.write(printEvent{Print: string(bytes.TrimSuffix(p, []byte("\n")))})
 		},

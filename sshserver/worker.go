@@ -207,9 +207,10 @@ func (w *worker) rss() int64 {
 }
 
 // runWorker runs st in a new worker and returns how it ended. Decision
-// events are logged to the audit log as they arrive, with the session's
-// identity fields, not the worker's.
-func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink scriptSink) *scriptEnd {
+// events are logged to the audit log as they arrive, on event, the
+// session's own template (who, where, under which policy, the script's
+// hash): the worker supplies only what each operation decided.
+func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, event audit.Event, sink scriptSink) *scriptEnd {
 	defer ss.scriptRunning()() // idle.go: a running script keeps its connection
 	s := ss.s
 	lim := st.Limits
@@ -244,7 +245,7 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, sink sc
 	defer stdinOnce()
 
 	rd := &workerReader{ss: ss, sink: sink, maxOutput: lim.MaxOutput, maxDecisions: lim.MaxOperations,
-		template: st.Event, confirm: in, ring: w.ring}
+		template: event, confirm: in, ring: w.ring}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -639,10 +640,11 @@ func tail(s string, n int) string {
 }
 
 // startMessage is the Start message of the session's script: the identity
-// of the key that authenticated, the request context, the decision event
-// template and the version of the session's policy set; runWorker adds a
-// copy of the set's files unless the worker preloaded that version.
-func (ss *session) startMessage(src, sum string, args json.RawMessage, event audit.Event) *workerproto.Start {
+// of the key that authenticated, the request context and the version of
+// the session's policy set; runWorker adds a copy of the set's files
+// unless the worker preloaded that version. The worker is not told the
+// session's audit fields: the server writes every line from its own.
+func (ss *session) startMessage(src, sum string, args json.RawMessage, transport string) *workerproto.Start {
 	lim := ss.s.cfg.Limits
 	wall := lim.MaxWall
 	if wall == 0 {
@@ -666,9 +668,8 @@ func (ss *session) startMessage(src, sum string, args json.RawMessage, event aud
 			Now:          ss.s.cfg.Clock(),
 			SessionID:    ss.sid,
 			ScriptSHA256: sum,
-			Transport:    event.Transport,
+			Transport:    transport,
 		},
-		Event:         event,
 		PolicyVersion: ss.policy.Version(),
 		Limits: workerproto.Limits{
 			MaxSteps:  steps,

@@ -90,7 +90,6 @@ func startFor(t *testing.T, files map[string][]byte, withFiles bool) frame {
 		Script:        statScript,
 		Principal:     authz.Principal{UserID: "agent-7", Role: "logs", Principals: []string{"logs"}, Auth: "certificate"},
 		Context:       authz.Context{Now: time.Now(), SessionID: "s1", Transport: "script"},
-		Event:         audit.Event{Session: "s1", User: "agent-7"},
 		PolicyVersion: loadSet(t, files).Version(),
 		Limits:        workerproto.Limits{MaxWall: 10 * time.Second},
 	}

@@ -56,7 +56,6 @@ proc.run([%q, "a" * 70000])
 		Script:        script,
 		Principal:     authz.Principal{UserID: "agent-7", Role: "logs", Principals: []string{"logs"}, Auth: "certificate"},
 		Context:       authz.Context{Now: time.Now(), SessionID: "s1", Transport: "script"},
-		Event:         audit.Event{Session: "s1", User: "agent-7"},
 		Policies:      ps.Files(),
 		PolicyVersion: ps.Version(),
 		Limits:        workerproto.Limits{MaxWall: 10 * time.Second, MaxSteps: 1 << 30},

@@ -85,7 +85,6 @@ func start(t *testing.T, script string) *workerproto.Start {
 		Script:        script,
 		Principal:     authz.Principal{UserID: "agent-7", Role: "logs", Principals: []string{"logs"}, Auth: "certificate"},
 		Context:       authz.Context{Now: time.Now(), SessionID: "s1", Transport: "script"},
-		Event:         audit.Event{Session: "s1", User: "agent-7"},
 		Policies:      ps.Files(),
 		PolicyVersion: ps.Version(),
 		Limits:        workerproto.Limits{MaxWall: 10 * time.Second},
@@ -102,7 +101,7 @@ print(err.kind)
 		t.Errorf("prints %q", prints)
 	}
 	if len(events) != 1 || events[0].Event != audit.Decision || events[0].Decision != "deny" ||
-		events[0].Resource != "/etc/hostname" || events[0].Session != "s1" {
+		events[0].Resource != "/etc/hostname" || events[0].Session != "" {
 		t.Errorf("events %+v", events)
 	}
 	if res.Exit != 0 || res.Error != nil || res.Steps == 0 {

@@ -5,7 +5,6 @@ import (
 	"github.com/keyhole-dev/keyhole/outcome"
 	"time"
 
-	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
 )
 
@@ -67,9 +66,7 @@ type Start struct {
 	// Context is the request context; Now is the server's clock when the
 	// session started, and the worker advances it by its own monotonic
 	// clock.
-	Context authz.Context `json:"context"`
-	// Event is the template of every decision event the worker reports.
-	Event         audit.Event       `json:"event"`
+	Context       authz.Context     `json:"context"`
 	Policies      map[string][]byte `json:"policies"`
 	PolicyVersion string            `json:"policy_version"`
 	Limits        Limits            `json:"limits"`
@@ -82,12 +79,11 @@ type Start struct {
 // except MaxMemory, MaxStack, MaxRead, MaxWrite and MaxOperations, where
 // zero means no limit of that kind.
 type Limits struct {
-	MaxSteps     uint64        `json:"max_steps"`
-	MaxWall      time.Duration `json:"max_wall"`
-	MaxOutput    int64         `json:"max_output"`
-	MaxMemory    int64         `json:"max_memory"`     // bytes of the worker's heap
-	MaxStack     int64         `json:"max_stack"`      // bytes of one goroutine's stack
-	MaxReadBytes int64         `json:"max_read_bytes"` // bytes one fs.read may return
+	MaxSteps  uint64        `json:"max_steps"`
+	MaxWall   time.Duration `json:"max_wall"`
+	MaxOutput int64         `json:"max_output"`
+	MaxMemory int64         `json:"max_memory"` // bytes of the worker's heap
+	MaxStack  int64         `json:"max_stack"`  // bytes of one goroutine's stack
 	// MaxRead and MaxWrite cap the bytes the whole script reads from and
 	// writes to the host (hostops.Counters); zero means no cap.
 	MaxRead  int64 `json:"max_read"`
