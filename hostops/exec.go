@@ -26,9 +26,12 @@ const actionExec = "exec"
 // changes it.
 const ExecSearchPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// ExecEnv is the whole environment of every program Exec and Service run.
-// Nothing of the server's environment (LD_PRELOAD, PATH, …) is passed on.
-var ExecEnv = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "HOME=/"}
+// ExecEnv returns the whole environment of every program Exec and Service
+// run (a new slice each call: nothing can change what the next program
+// gets).
+func ExecEnv() []string {
+	return []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "HOME=/"}
+}
 
 // Limits of Exec.
 const (

@@ -112,7 +112,7 @@ func TestExec(t *testing.T) {
 		stdout   string
 	}{
 		{"allowed-absolute", []string{b.path("hello"), "a", "b c"}, "", b.path("hello"), "allow", "hello a b c\n"},
-		{"allowed-bare-name-from-search-path", []string{"env"}, "", env, "allow", strings.Join(hostops.ExecEnv, "\n") + "\n"},
+		{"allowed-bare-name-from-search-path", []string{"env"}, "", env, "allow", strings.Join(hostops.ExecEnv(), "\n") + "\n"},
 		{"symlink-authorized-as-target", []string{b.path("link"), "x"}, "", b.path("hello"), "allow", "hello x\n"},
 		{"denied-by-default", []string{b.path("other")}, hostops.KindAccessDenied, b.path("other"), "deny", ""},
 		{"denied-by-forbid-on-args", []string{b.path("hello"), "--evil"}, hostops.KindAccessDenied, b.path("hello"), "deny", ""},
@@ -216,7 +216,7 @@ func TestExecEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := string(res.Stdout), strings.Join(hostops.ExecEnv, "\n")+"\n"; got != want {
+	if got, want := string(res.Stdout), strings.Join(hostops.ExecEnv(), "\n")+"\n"; got != want {
 		t.Errorf("the program saw the environment\n%s\nwant exactly\n%s", got, want)
 	}
 	// ld.so complains on stderr about an LD_PRELOAD object it cannot load.

@@ -24,9 +24,9 @@ const (
 	ServiceReload  = "reload"
 )
 
-// DefaultServiceManager is the service manager when Host.ServiceManager is
-// empty.
-var DefaultServiceManager = []string{"systemctl"}
+// DefaultServiceManager returns the service manager used when
+// Host.ServiceManager is empty: systemctl (a new slice each call).
+func DefaultServiceManager() []string { return []string{"systemctl"} }
 
 // MaxServiceName is the longest service name accepted, in bytes (systemd's
 // limit on unit names).
@@ -210,7 +210,7 @@ func (h *Host) serviceUnit(ctx context.Context, action, name string, opts ExecOp
 func (h *Host) serviceManager(action, name string, args ...string) (*pinned, []string, *Error) {
 	mgr := h.ServiceManager
 	if len(mgr) == 0 {
-		mgr = DefaultServiceManager
+		mgr = DefaultServiceManager()
 	}
 	broken := func(msg string) (*pinned, []string, *Error) {
 		return nil, nil, opError(KindIOError, action, name, "service manager "+strconv.Quote(mgr[0])+": "+msg)

@@ -240,7 +240,7 @@ func TestServiceManagerConfig(t *testing.T) {
 }
 
 func TestServiceDefaultManagerIsSystemctl(t *testing.T) {
-	if got := strings.Join(hostops.DefaultServiceManager, " "); got != "systemctl" {
+	if got := strings.Join(hostops.DefaultServiceManager(), " "); got != "systemctl" {
 		t.Fatalf("DefaultServiceManager = %q", got)
 	}
 	h, mem := cedarHost(t, svcPolicy)

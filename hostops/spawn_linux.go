@@ -87,7 +87,7 @@ func (h *Host) spawn(ctx context.Context, prog *pinned, argv []string, opts Exec
 	cmd := &exec.Cmd{
 		Path:       pinnedExe,
 		Args:       argv,
-		Env:        ExecEnv,
+		Env:        ExecEnv(),
 		Dir:        "/",
 		Stdout:     outW,
 		Stderr:     errW,

@@ -109,7 +109,7 @@ type Config struct {
 	// DefaultWorkerPool, negative none.
 	WorkerPool int
 	// ServiceManager is the command svc.* runs (hostops.Host's field of
-	// that name); empty means hostops.DefaultServiceManager.
+	// that name); empty means hostops.DefaultServiceManager().
 	ServiceManager []string
 }
 

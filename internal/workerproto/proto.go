@@ -71,7 +71,7 @@ type Start struct {
 	PolicyVersion string            `json:"policy_version"`
 	Limits        Limits            `json:"limits"`
 	// ServiceManager is the command svc.* runs (hostops.Host's field of
-	// that name); empty means hostops.DefaultServiceManager.
+	// that name); empty means hostops.DefaultServiceManager().
 	ServiceManager []string `json:"service_manager,omitempty"`
 }
 
