@@ -50,7 +50,8 @@ type loadResult struct {
 	latencies []time.Duration // of the sessions that succeeded
 	cpuSelf   time.Duration   // user+system CPU of this process during the run
 	cpuChild  time.Duration   // of child processes reaped during the run
-	load      string          // load average at the end of the run
+	loadStart string          // load average at the start of the run
+	loadEnd   string          // and at its end
 }
 
 func (r loadResult) rate() float64 { return float64(r.sessions) / r.elapsed.Seconds() }
@@ -120,6 +121,7 @@ func (tg target) run(ctx context.Context, n, clients int) loadResult {
 		next <- struct{}{}
 	}
 	close(next)
+	res.loadStart = loadAverage()
 	self0, child0 := cpuTimes()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -152,7 +154,7 @@ func (tg target) run(ctx context.Context, n, clients int) loadResult {
 	res.elapsed = time.Since(start)
 	self1, child1 := cpuTimes()
 	res.cpuSelf, res.cpuChild = self1-self0, child1-child0
-	res.load = loadAverage()
+	res.loadEnd = loadAverage()
 	return res
 }
 
@@ -313,12 +315,12 @@ permit (principal in Keyhole::Role::"logs",
 
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%d sessions, %d clients, each session a new connection\n", n, clients)
-	fmt.Fprintf(&sb, "| server | sessions/s | p50 ms | p99 ms | errors | CPU ms/session (this process + children) | load average after |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&sb, "| server | sessions/s | p50 ms | p99 ms | errors | CPU ms/session (this process + children) | load average before; after |\n|---|---|---|---|---|---|---|\n")
 	var bare, kh float64
 	for _, r := range results {
 		perSession := func(d time.Duration) float64 { return ms(d) / float64(max(r.sessions+r.errors, 1)) }
-		fmt.Fprintf(&sb, "| %s | %.0f | %.0f | %.0f | %d | %.2f + %.2f | %s |\n",
-			r.name, r.rate(), ms(r.pct(0.50)), ms(r.pct(0.99)), r.errors, perSession(r.cpuSelf), perSession(r.cpuChild), r.load)
+		fmt.Fprintf(&sb, "| %s | %.0f | %.0f | %.0f | %d | %.2f + %.2f | %s; %s |\n",
+			r.name, r.rate(), ms(r.pct(0.50)), ms(r.pct(0.99)), r.errors, perSession(r.cpuSelf), perSession(r.cpuChild), r.loadStart, r.loadEnd)
 		switch r.name {
 		case "keyhole":
 			kh = r.rate()
