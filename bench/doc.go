@@ -1,10 +1,15 @@
-// Package bench holds keyhole's comparative benchmarks: each one runs the
-// same task through keyhole and through OpenSSH's sshd, both driven by the
-// stock ssh client on loopback, in the same run, and reports both times
-// and their ratio (docs/BENCHMARKS.md). It has no code of its own; the
-// benchmarks are in its test files:
+// Package bench holds keyhole's measurements against other servers, in
+// the same run and on loopback (docs/BENCHMARKS.md). It has no code of its
+// own; everything is in its test files:
 //
-//	go test -run '^$' -bench . -benchtime 40x ./bench/
+//   - BenchmarkVsOpenSSH runs the same tasks through keyhole and OpenSSH's
+//     sshd, both driven by the stock ssh client, and reports both times and
+//     their ratio: go test -run '^$' -bench . -benchtime 40x ./bench/
+//     (it skips when ssh, ssh-keygen or sshd is not installed);
+//   - TestFloodAudit (KEYHOLE_FLOOD=60s) floods keyhole with unauthenticated
+//     connections and measures the audit log's growth;
+//   - TestThroughput (KEYHOLE_THROUGHPUT=2000) measures sessions per second
+//     of keyhole against a bare gliderlabs/ssh server.
 //
-// They skip when ssh, ssh-keygen or sshd is not installed.
+// The two tests skip at once unless their variable is set.
 package bench
