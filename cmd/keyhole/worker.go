@@ -7,7 +7,7 @@ import (
 	"os/exec"
 
 	"github.com/keyhole-dev/keyhole/sshserver"
-	"github.com/keyhole-dev/keyhole/starlarkrt"
+	"github.com/keyhole-dev/keyhole/worker"
 )
 
 // cmdWorker is the hidden "keyhole worker" command: the process the server
@@ -20,7 +20,7 @@ func cmdWorker(args []string, stderr io.Writer) int {
 		report(&usageError{"worker takes no arguments"}, stderr)
 		return 2
 	}
-	return starlarkrt.WorkerMain()
+	return worker.Main()
 }
 
 // selfWorker is the server's worker command: this very binary, by its
