@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/keyhole-dev/keyhole/sshserver"
 	"github.com/keyhole-dev/keyhole/worker"
 )
 
@@ -45,5 +44,5 @@ func workerAt(exe string) (func() *exec.Cmd, error) {
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 		return nil, fmt.Errorf("this binary %s is not an executable file; workers cannot start", exe)
 	}
-	return sshserver.WorkerCommand(exe, "keyhole", "worker"), nil
+	return worker.Command(exe, "keyhole", "worker"), nil
 }

@@ -7,7 +7,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/keyhole-dev/keyhole/sshserver"
 	"github.com/keyhole-dev/keyhole/worker"
 )
 
@@ -45,7 +44,7 @@ func TestWorker(t testing.TB) func() *exec.Cmd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mk := sshserver.WorkerCommand(exe, "keyhole-test-worker")
+	mk := worker.Command(exe, "keyhole-test-worker")
 	return func() *exec.Cmd {
 		cmd := mk()
 		cmd.Env = []string{workerEnv + "=1"}
