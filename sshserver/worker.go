@@ -61,7 +61,7 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, event a
 
 // startMessage is the Start message of the session's script: the identity
 // of the key that authenticated, the request context and the version of
-// the session's policy set; runWorker adds a copy of the set's files
+// the session's policy set; Pool.Run adds a copy of the set's files
 // unless the worker preloaded that version. The worker is not told the
 // session's audit fields: the server writes every line from its own.
 func (ss *session) startMessage(src, sum string, args json.RawMessage, transport string) *workerproto.Start {

@@ -53,7 +53,7 @@ func serve(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func(worke
 	r := workerproto.NewReader(in, 0)
 	w := workerproto.NewWriter(out)
 	typ, p, err := r.Next()
-	var pre *authz.PolicySet // a pooled worker's preloaded set (worker_preload.go)
+	var pre *authz.PolicySet // a pooled worker's preloaded set (preload.go)
 	if err == nil && typ == workerproto.TypePreload {
 		if pre, err = preload(p); err != nil {
 			return fmt.Errorf("worker: preload: %w", err)
