@@ -203,8 +203,8 @@ type RunOptions struct {
 	// own (who, where, under which policy, the script's hash): the worker
 	// supplies only what each operation decided.
 	Template audit.Event
-	// Policy is the set st names by its version; its files are sent with
-	// st unless the worker preloaded that version.
+	// Policy is the set st names by its version (required); its files are
+	// sent with st unless the worker preloaded that version.
 	Policy *authz.PolicySet
 	// Print gets each print call's bytes, newline included, in order.
 	Print func([]byte) error
@@ -213,9 +213,10 @@ type RunOptions struct {
 	Decision func(audit.Event)
 	// Log is the run's log; nil means Config.Log.
 	Log logrus.FieldLogger
-	// Stuck, if set, is called when the worker is gone but a Print has
-	// still not returned drainGrace later (a client that does not read):
-	// it must make that Print return.
+	// Stuck, if set, is called when the worker is gone but its output has
+	// not been read to its end drainGrace later (a descendant holds the
+	// pipe, or a Print is blocked on a client that does not read): Run
+	// closes the pipe, and Stuck must make a blocked Print return.
 	Stuck func()
 }
 
