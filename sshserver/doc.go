@@ -1,6 +1,9 @@
 // Package sshserver owns keyhole's SSH listener: the handshake, public-key
 // authentication into an Identity, the dispatch of channel and session
-// requests, their refusal, and the running of one script per session.
+// requests, their refusal, and the running of one script per session (in a
+// worker process from a worker.Pool: package worker starts, pools and
+// supervises workers; the session supplies the Start message, the audit
+// template and where prints and decisions go).
 //
 // Invariants:
 //   - The identity of a connection comes only from the Permissions that x/crypto/ssh

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keyhole-dev/keyhole/internal/testenv"
 	"github.com/keyhole-dev/keyhole/sshserver"
+	"github.com/keyhole-dev/keyhole/worker"
 )
 
 // runXC runs script over exec with an x/crypto client and returns its
@@ -224,7 +225,7 @@ func TestMisbehavingWorker(t *testing.T) {
 				Policies: map[string]string{"logs.cedar": logsPolicy},
 				Limits:   sshserver.Limits{MaxOperations: fakeMaxOperations},
 				Worker: func() *exec.Cmd {
-					cmd := sshserver.WorkerCommand(exe, "fake-worker")()
+					cmd := worker.Command(exe, "fake-worker")()
 					cmd.Env = []string{fakeWorkerEnv + "=" + mode}
 					return cmd
 				},

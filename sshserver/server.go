@@ -20,6 +20,7 @@ import (
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
 	"github.com/keyhole-dev/keyhole/keys"
+	"github.com/keyhole-dev/keyhole/worker"
 )
 
 // Limits bound what one session may use.
@@ -102,7 +103,7 @@ type Config struct {
 	Limits      Limits
 	Clock       func() time.Time // nil means time.Now
 	// Worker makes the command of one worker process, which runs one
-	// script (see WorkerCommand); the server adds the process hygiene. Nil
+	// script (see worker.Command); the server adds the process hygiene. Nil
 	// makes every script end with INTERNAL.
 	Worker func() *exec.Cmd
 	// WorkerPool is how many started workers wait for a script; 0 means
@@ -124,7 +125,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions sync.WaitGroup
-	pool     workerPool
+	pool     *worker.Pool
 
 	// lnMu guards closed and listeners: Serve registers its listener, or
 	// finds the server closed, under it, so that a Close that races with
@@ -175,10 +176,12 @@ func New(cfg Config) (*Server, error) {
 	s.refusals = newRefusals(cfg.Audit, cfg.Clock)
 	s.conns = newOpenConnections(cmp.Or(cfg.Limits.MaxConnections, DefaultMaxConnections),
 		cmp.Or(cfg.Limits.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser))
-	s.pool = workerPool{s: s, size: max(cfg.WorkerPool, 0)}
+	poolSize := max(cfg.WorkerPool, 0)
 	if cfg.WorkerPool == 0 {
-		s.pool.size = DefaultWorkerPool
+		poolSize = DefaultWorkerPool
 	}
+	s.pool = worker.NewPool(worker.Config{Command: cfg.Worker, Size: poolSize, Policy: cfg.Policy.Current,
+		Audit: cfg.Audit, Clock: cfg.Clock, Log: cfg.Log})
 	signers := make([]gliderssh.Signer, len(cfg.HostSigners))
 	for i, hs := range cfg.HostSigners {
 		signers[i] = hs
@@ -252,7 +255,7 @@ func (s *Server) Close() error {
 	s.lnMu.Unlock()
 	s.refusals.close()
 	s.sessions.Wait()
-	s.pool.close()
+	s.pool.Close()
 	return err
 }
 

@@ -1,101 +1,40 @@
 package sshserver
 
-// Worker supervision: every script runs in a worker process (DESIGN.md,
-// "Worker process per script"). The server sends the Start message, writes
-// the audit events the worker reports, forwards its output, enforces the
-// wall-clock and memory limits from outside, and decides how the script
-// ended, even when the worker crashes or is killed.
-//
-// Goroutines of one run: the session's script goroutine (runWorker: owns
-// the timers and decides the end), one writing the Start message, one
-// reading the worker's messages (owns the counters and the consumer end
-// of the decision ring until it finishes; writes a Confirm for each
-// AuditSync or Sync once the lines are written; Start and Confirms share
-// one workerproto.Writer), one draining stderr, and one waiting for the
-// process. runWorker returns only after the reader has seen the end of
-// the pipe and runWorker has emptied the ring once more, so every
-// decision the worker sent or put is logged before the session's end is.
-//
-// The decision ring (workerproto.Ring, a shared-memory file the server
-// makes per worker and passes as descriptor 3) carries the worker's
-// decisions without a system call per operation. The reader takes its
-// records out, in order, before it handles any message from the worker
-// (so a decision made before a print is logged, and streamed, before the
-// print is forwarded, and a Sync is confirmed only once every line before
-// it is written), whenever the pipe has been quiet for memPoll (so lines
-// stay timely while a script computes), and runWorker takes what is left
-// once the worker is gone, killed or not.
+// Every script runs in a worker process (DESIGN.md, "Worker process per
+// script"); package worker starts, pools and supervises them. The session
+// builds the Start message and the audit template, and says where prints
+// and decisions go.
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"strconv"
-	"strings"
-	"sync"
-	"syscall"
-	"time"
 
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
-	"github.com/keyhole-dev/keyhole/outcome"
 	"github.com/keyhole-dev/keyhole/starlarkrt"
+	"github.com/keyhole-dev/keyhole/worker"
 )
 
-// Worker defaults and the server's own margins around the worker's limits.
+// Worker defaults.
 const (
 	// DefaultMaxMemory is the default cap on a worker's memory.
 	DefaultMaxMemory = 512 << 20
 	// DefaultMaxStack caps one interpreter goroutine's stack: deep nesting
 	// ends the worker with a stack overflow long before memory runs out.
 	DefaultMaxStack = 64 << 20
-	// wallGrace is how long past MaxWall the server waits for the worker's
-	// own result before killing it; cancelGrace the same after the session
-	// ended.
-	wallGrace   = 5 * time.Second
-	cancelGrace = 2 * time.Second
-	// drainGrace is how long the server keeps reading the worker's pipes
-	// after the process is gone (a descendant may still hold them).
-	drainGrace = 2 * time.Second
-	// memPoll is how often the worker's resident memory is checked.
-	memPoll = 20 * time.Millisecond
-	// stderrKeep is how much of a worker's stderr is kept for its log line.
-	stderrKeep = 16 << 10
 )
 
-// WorkerCommand returns a Config.Worker that runs the program at path
-// (absolute, so PATH plays no part) with the argument vector args, args[0]
-// being argv[0]: WorkerCommand(exe, "keyhole", "worker").
-func WorkerCommand(path string, args ...string) func() *exec.Cmd {
-	args = append([]string(nil), args...)
-	return func() *exec.Cmd {
-		return &exec.Cmd{Path: path, Args: append([]string(nil), args...)}
-	}
-}
+// DefaultWorkerPool is how many started, idle workers the server keeps
+// when Config.WorkerPool is 0: a session then skips the worker's exec and
+// runtime start-up (see BenchmarkSessionStart).
+const DefaultWorkerPool = 2
 
 // scriptEnd is how a script ended, as both wire protocols report it.
-type scriptEnd struct {
-	Exit         int
-	Err          *outcome.Error
-	Value        json.RawMessage // nil when the script set no result
-	Steps        uint64
-	Duration     time.Duration
-	BytesRead    int64
-	BytesWritten int64
-	Allowed      int
-	Denied       int
-}
+type scriptEnd = worker.End
 
-func endWith(exit int, kind, msg string) *scriptEnd {
-	return &scriptEnd{Exit: exit, Err: &outcome.Error{Kind: kind, Message: msg}}
-}
+func endWith(exit int, kind, msg string) *scriptEnd { return worker.EndWith(exit, kind, msg) }
 
 // scriptSink receives what a running script produces, from the reading
 // goroutine, in order.
@@ -104,544 +43,25 @@ type scriptSink struct {
 	decision func(audit.Event)  // after the event is in the audit log
 }
 
-// worker is one started worker process.
-type worker struct {
-	cmd    *exec.Cmd
-	stdin  *os.File // write end of the worker's stdin
-	stdout *os.File // read end of the worker's stdout
-	stderr *os.File // read end of the worker's stderr
-	// ring is the server's mapping of the worker's decision ring; the
-	// worker's end is descriptor 3. Unmapped once the worker is done
-	// (runWorker, discard).
-	ring *workerproto.Ring
-	// policyVersion is the policy set the worker preloaded while idle
-	// (workerPool.preload), or "".
-	policyVersion string
-}
-
-// startWorker starts a worker with its hygiene: its own process group,
-// SIGKILL when the server dies, cwd "/", only the three pipes and the
-// decision ring (descriptor 3) as descriptors, and no environment beyond
-// what the command sets itself.
-func (s *Server) startWorker() (*worker, error) {
-	if s.cfg.Worker == nil {
-		return nil, errors.New("sshserver: no worker command configured")
-	}
-	cmd := s.cfg.Worker()
-	if cmd == nil || cmd.Path == "" {
-		return nil, errors.New("sshserver: worker command is empty")
-	}
-	if cmd.Env == nil {
-		cmd.Env = []string{} // nil would inherit the server's environment
-	}
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	ringFile, err := workerproto.NewRingFile(0)
-	if err != nil {
-		return nil, fmt.Errorf("sshserver: worker: %w", err)
-	}
-	defer ringFile.Close() // the mapping and the child's descriptor outlive it
-	ring, err := workerproto.MapRing(ringFile)
-	if err != nil {
-		return nil, fmt.Errorf("sshserver: worker: %w", err)
-	}
-	cmd.ExtraFiles = []*os.File{ringFile} // workerproto.RingFD
-	var files []*os.File
-	pipe := func() (r, w *os.File) {
-		if err != nil {
-			return nil, nil
-		}
-		r, w, err = os.Pipe()
-		files = append(files, r, w)
-		return r, w
-	}
-	inR, inW := pipe()
-	outR, outW := pipe()
-	errR, errW := pipe()
-	closeAll := func() {
-		for _, f := range files {
-			_ = f.Close()
-		}
-	}
-	if err != nil {
-		closeAll()
-		_ = ring.Unmap()
-		return nil, fmt.Errorf("sshserver: worker pipes: %w", err)
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	if err := cmd.Start(); err != nil {
-		closeAll()
-		_ = ring.Unmap()
-		return nil, fmt.Errorf("sshserver: start worker: %w", err)
-	}
-	// The child has its ends; the server keeps only its own.
-	_ = inR.Close()
-	_ = outW.Close()
-	_ = errW.Close()
-	return &worker{cmd: cmd, stdin: inW, stdout: outR, stderr: errR, ring: ring}, nil
-}
-
-// kill ends the worker and everything in its process group. It must only
-// be called before the process has been waited for, so the group id cannot
-// have been reused.
-func (w *worker) kill() {
-	_ = syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
-	_ = w.cmd.Process.Kill()
-}
-
-// rss returns the worker's resident memory in bytes, or -1.
-func (w *worker) rss() int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(w.cmd.Process.Pid) + "/statm")
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return -1
-	}
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return -1
-	}
-	return pages * int64(os.Getpagesize())
-}
-
-// runWorker runs st in a new worker and returns how it ended. Decision
-// events are logged to the audit log as they arrive, on event, the
-// session's own template (who, where, under which policy, the script's
-// hash): the worker supplies only what each operation decided.
+// runWorker runs st in a worker from the server's pool and returns how it
+// ended. Decision events are logged to the audit log as they arrive, on
+// event, the session's own template (who, where, under which policy, the
+// script's hash): the worker supplies only what each operation decided.
 func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, event audit.Event, sink scriptSink) *scriptEnd {
 	defer ss.scriptRunning()() // idle.go: a running script keeps its connection
-	s := ss.s
-	lim := st.Limits
-	log := s.cfg.Log.WithField("session", ss.sid)
-	w, poolDone, err := s.pool.get(st.PolicyVersion)
-	defer poolDone()
-	if err != nil {
-		log.WithError(err).Error("worker did not start")
-		return endWith(outcome.ExitInternal, outcome.KindInternal, "worker process did not start")
-	}
-	if w.policyVersion != st.PolicyVersion {
-		// The worker has not loaded this session's policy set: send its
-		// files. One that has loaded it runs with it, and checks the
-		// version itself (workerproto.Preload).
-		st.Policies = ss.policy.Files()
-	}
-	defer w.stdout.Close()
-	defer w.stderr.Close()
-	defer w.ring.Unmap()
-	pid := w.cmd.Process.Pid
-	log.WithField("pid", pid).Debug("worker started")
-
-	// The Start message and every Confirm go through one writer, so
-	// frames never interleave on the worker's stdin.
-	in := workerproto.NewWriter(w.stdin)
-	go func() {
-		// A worker that dies before reading it makes this fail; its exit
-		// says why.
-		_ = in.WriteJSON(workerproto.TypeStart, st)
-	}()
-	stdinOnce := sync.OnceFunc(func() { _ = w.stdin.Close() })
-	defer stdinOnce()
-
-	rd := &workerReader{ss: ss, sink: sink, maxOutput: lim.MaxOutput, maxDecisions: lim.MaxOperations,
-		template: event, confirm: in, ring: w.ring}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		rd.run(&quietReader{f: w.stdout, quiet: func() bool { return rd.drain(false) }})
-	}()
-	var stderr bytes.Buffer
-	errDone := make(chan struct{})
-	go func() { defer close(errDone); keepHead(&stderr, w.stderr, stderrKeep) }()
-	waitDone := make(chan error, 1)
-	go func() { waitDone <- w.cmd.Wait() }()
-
-	wall := time.NewTimer(lim.MaxWall + wallGrace)
-	defer wall.Stop()
-	poll := time.NewTicker(memPoll)
-	defer poll.Stop()
-	baseRSS := w.rss()
-	var (
-		ev      workerEvents
-		cancelC <-chan time.Time
-		ctxDone = ctx.Done()
-		readC   = (<-chan struct{})(readDone)
-	)
-	// kill records why the server stops the worker and stops it, unless
-	// it has already been waited for (its group id may be reused then).
-	kill := func(why *scriptEnd) {
-		ev.serverKill(why)
-		if !ev.exited {
-			w.kill()
-		}
-	}
-	for !ev.exited || readC != nil {
-		select {
-		case <-ctxDone:
-			ctxDone = nil
-			ev.sessionEnded = true
-			stdinOnce() // asks the worker to stop the script
-			cancelC = time.After(cancelGrace)
-		case <-cancelC:
-			cancelC = nil
-			kill(endWith(outcome.ExitInternal, outcome.KindInternal, "session ended"))
-		case <-wall.C:
-			kill(endWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded,
-				fmt.Sprintf("wall-clock limit of %s exceeded (worker stopped by the server)", lim.MaxWall)))
-		case <-poll.C:
-			if lim.MaxMemory <= 0 || ev.exited {
-				continue
-			}
-			if rss := w.rss(); rss > 0 && rss-max(baseRSS, 0) > lim.MaxMemory {
-				kill(endWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded,
-					fmt.Sprintf("memory limit of %d bytes exceeded", lim.MaxMemory)))
-			}
-		case <-readC:
-			readC = nil
-			ev.read(rd)
-			if ev.broken() && !ev.exited {
-				w.kill() // nothing more it says is believed
-			}
-		case err := <-waitDone:
-			ev.exited, ev.waitErr = true, err
-			stdinOnce()
-			if readC != nil {
-				// Whatever the worker wrote is in the pipe; a descendant
-				// still holding it gets drainGrace, then the pipe is shut.
-				go func() {
-					select {
-					case <-readDone:
-					case <-time.After(drainGrace):
-						_ = w.stdout.Close()
-						ss.ch.Close() // a writer stuck on a client that does not read
-					}
-				}()
-			}
-		}
-	}
-	// The worker is gone: what it put in the ring and did not announce by
-	// a message (it was killed, or crashed, or the reader stopped early)
-	// is logged now.
-	rd.finish()
-	ev.read(rd)
-	if rd.protoErr != nil {
-		log.WithError(rd.protoErr).Error("worker protocol error")
-	}
-	if rd.auditErr != nil {
-		log.WithError(rd.auditErr).Warn("audit line not written: worker stopped, session ends")
-	}
-	select {
-	case <-errDone:
-	case <-time.After(drainGrace):
-		_ = w.stderr.Close()
-		<-errDone
-	}
-
-	end := ev.end(stderr.String(), lim)
-	if ev.result == nil {
-		log.WithFields(map[string]any{"pid": pid, "exit": fmt.Sprint(ev.waitErr), "stderr": tail(stderr.String(), 2048)}).
-			Warn("worker ended without a result")
-	}
-	end.Allowed, end.Denied = rd.allowed, rd.denied
-	return end
-}
-
-// workerEvents records everything that happened to one worker, in
-// whatever order it happened: its result, a broken protocol, output past
-// its cap, a decision line the server could not write, a kill by the
-// server (a limit, the session's end), the session ending, the process's
-// exit. end decides the script's end once, from all of it. It is owned by
-// runWorker's goroutine.
-type workerEvents struct {
-	result       *scriptEnd // the worker's Result message
-	protoErr     error      // the worker broke the protocol
-	auditErr     *auditFailure
-	overOutput   bool       // the worker printed past MaxOutput
-	killed       *scriptEnd // why the server killed the worker, first reason
-	sessionEnded bool       // the session ended while the worker ran
-	exited       bool       // the process has been waited for
-	waitErr      error      // its exit status
-}
-
-// read records what the reader saw, once it has finished.
-func (ev *workerEvents) read(rd *workerReader) {
-	ev.result, ev.protoErr, ev.auditErr, ev.overOutput = rd.result, rd.protoErr, rd.auditErr, rd.overOutput
-}
-
-// broken reports whether the worker must be stopped for what it sent, or
-// for a line that could not be written.
-func (ev *workerEvents) broken() bool {
-	return ev.protoErr != nil || ev.auditErr != nil || ev.overOutput
-}
-
-func (ev *workerEvents) serverKill(why *scriptEnd) {
-	if ev.killed == nil && !ev.exited {
-		ev.killed = why
-	}
-}
-
-// end decides how the script ended. A line that could not be written and
-// a broken protocol win over anything the worker claimed, its result
-// included; then output past its cap; then a kill by the server; then the
-// worker's result; then the session's end; and a worker that left no
-// result otherwise crashed.
-func (ev *workerEvents) end(stderr string, lim workerproto.Limits) *scriptEnd {
-	switch {
-	case ev.auditErr != nil:
-		return endWith(outcome.ExitInternal, outcome.KindInternal, ev.auditErr.message())
-	case ev.protoErr != nil:
-		return endWith(outcome.ExitInternal, outcome.KindInternal, "worker protocol error")
-	case ev.overOutput:
-		return endWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded,
-			fmt.Sprintf("output limit of %d bytes exceeded", lim.MaxOutput))
-	case ev.killed != nil:
-		return ev.killed
-	case ev.result != nil:
-		return ev.result
-	case ev.sessionEnded:
-		return endWith(outcome.ExitInternal, outcome.KindInternal, "session ended")
-	}
-	return crashEnd(ev.waitErr, stderr, lim)
-}
-
-// crashEnd names the end of a worker that sent no result and was not
-// killed by the server.
-func crashEnd(waitErr error, stderr string, lim workerproto.Limits) *scriptEnd {
-	switch {
-	case strings.Contains(stderr, "stack overflow") || strings.Contains(stderr, "goroutine stack exceeds"):
-		return endWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded,
-			fmt.Sprintf("interpreter stack limit of %d bytes exceeded (nesting too deep)", lim.MaxStack))
-	case strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory"),
-		// Thread stacks count against RLIMIT_DATA: a worker at its memory
-		// cap fails to start a thread before it fails an allocation.
-		lim.MaxMemory > 0 && (strings.Contains(stderr, "pthread_create failed") ||
-			strings.Contains(stderr, "failed to create new OS thread")),
-		// A Starlark script cannot corrupt memory, so a Go runtime fault
-		// in a worker under a data limit is that limit failing a mapping
-		// inside the runtime (seen in the collector) rather than at an
-		// allocation.
-		lim.MaxMemory > 0 && goFatalExit(waitErr) && (strings.HasPrefix(stderr, "SIGSEGV") ||
-			strings.HasPrefix(stderr, "SIGBUS") || strings.HasPrefix(stderr, "fatal error: runtime")):
-		return endWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded,
-			fmt.Sprintf("memory limit of %d bytes exceeded", lim.MaxMemory))
-	}
-	var ee *exec.ExitError
-	if errors.As(waitErr, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return endWith(outcome.ExitInternal, outcome.KindInternal,
-				fmt.Sprintf("worker process killed by signal %d (%s)", int(ws.Signal()), ws.Signal()))
-		}
-		return endWith(outcome.ExitInternal, outcome.KindInternal,
-			fmt.Sprintf("worker process exited with status %d without a result", ee.ExitCode()))
-	}
-	return endWith(outcome.ExitInternal, outcome.KindInternal, "worker process ended without a result")
-}
-
-// workerReader reads one worker's messages. Its fields are owned by the
-// reading goroutine until it returns.
-type workerReader struct {
-	ss        *session
-	sink      scriptSink
-	template  audit.Event
-	maxOutput int64
-	// maxDecisions is the script's operation cap: an honest worker reports
-	// at most one decision past it (the deny of the operation that hit
-	// it), so more is a worker flooding the audit log; 0 means no cap.
-	maxDecisions int64
-	confirm      *workerproto.Writer // the worker's stdin, for Confirm messages
-	ring         *workerproto.Ring   // consumer end of the worker's decision ring
-
-	output     int64
-	allowed    int
-	denied     int
-	result     *scriptEnd
-	protoErr   error
-	auditErr   *auditFailure
-	overOutput bool
-}
-
-// auditFailure is a decision line the server could not write.
-type auditFailure struct {
-	action, resource string
-	err              error
-}
-
-func (a *auditFailure) Error() string {
-	return fmt.Sprintf("sshserver: audit %s %s: %v", a.action, a.resource, a.err)
-}
-
-// message is what the client is told: the operation did not happen.
-func (a *auditFailure) message() string {
-	return "audit log unwritable, " + a.action + " " + a.resource + " not performed"
-}
-
-// run reads messages until the pipe ends or the worker breaks the
-// protocol. A worker that breaks it is killed and nothing more it says is
-// believed; what it sent before is logged. Messages are handled in order,
-// each after the decisions the worker put in its ring before it, and a
-// decision line that cannot be written ends the reading too: nothing the
-// worker sent after it (a print of what it read, its result) is
-// forwarded. An AuditSync or Sync message is confirmed only once its
-// lines are written; the worker's operation waits for that.
-func (rd *workerReader) run(r io.Reader) {
-	fr := workerproto.NewReader(r, workerproto.DefaultMaxFrame)
-	for {
-		typ, p, err := fr.Next()
-		if rd.stopped() {
-			return // a quiet-time drain failed: nothing more is handled
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
-				rd.protoErr = err
-			}
-			return
-		}
-		if rd.result != nil {
-			rd.protoErr = fmt.Errorf("sshserver: worker sent %s after its result", typ)
-			return
-		}
-		if !rd.drain(typ == workerproto.TypePrint) {
-			return
-		}
-		switch typ {
-		case workerproto.TypeAudit, workerproto.TypeAuditSync:
-			// A decision the ring cannot carry (workerproto.MaxRecord).
-			d, err := decisionOf(p)
-			if err == nil {
-				err = rd.audit(d)
-			}
-			if !rd.failed(err) {
-				return
-			}
-			if typ == workerproto.TypeAuditSync {
-				// A worker that has stopped reading its stdin finds out
-				// when it is killed; its operation waits until then.
-				_ = rd.confirm.WriteRaw(workerproto.TypeConfirm, nil)
-			}
-		case workerproto.TypeSync:
-			if len(p) != 0 {
-				rd.protoErr = errors.New("sshserver: worker sent a sync message with a payload")
-				return
-			}
-			// The ring was emptied above, each line written.
-			_ = rd.confirm.WriteRaw(workerproto.TypeConfirm, nil)
-		case workerproto.TypePrint:
-			rd.output += int64(len(p))
-			if rd.maxOutput > 0 && rd.output > rd.maxOutput {
-				rd.overOutput = true
-				return
-			}
-			_ = rd.sink.print(p)
-		case workerproto.TypeResult:
-			var res workerproto.Result
-			if err := workerproto.Decode(typ, p, &res); err != nil {
-				rd.protoErr = err
-				return
-			}
-			if !outcome.ValidEnd(res.Exit, res.Error) {
-				rd.protoErr = fmt.Errorf("sshserver: worker result has exit %d and error %v", res.Exit, res.Error)
-				return
-			}
-			if len(res.Value) > 0 && !json.Valid(res.Value) {
-				rd.protoErr = errors.New("sshserver: worker result value is not JSON")
-				return
-			}
-			rd.result = &scriptEnd{Exit: res.Exit, Err: res.Error, Value: res.Value, Steps: res.Steps,
-				Duration: res.Duration, BytesRead: res.BytesRead, BytesWritten: res.BytesWritten}
-		default:
-			rd.protoErr = fmt.Errorf("sshserver: worker sent a %s message", typ)
-			return
-		}
-	}
-}
-
-// stopped reports whether nothing more the worker says may be handled: it
-// broke the protocol, or a line could not be written.
-func (rd *workerReader) stopped() bool { return rd.protoErr != nil || rd.auditErr != nil }
-
-// failed records err, an *auditFailure or a protocol error, and reports
-// whether reading may go on (err is nil).
-func (rd *workerReader) failed(err error) bool {
-	if err == nil {
-		return true
-	}
-	if af, ok := err.(*auditFailure); ok {
-		rd.auditErr = af
-	} else {
-		rd.protoErr = err
-	}
-	return false
-}
-
-// decisionOf decodes an Audit or AuditSync message: one decision event.
-func decisionOf(p []byte) (workerproto.Decision, error) {
-	var e audit.Event
-	if err := workerproto.Decode(workerproto.TypeAudit, p, &e); err != nil {
-		return workerproto.Decision{}, err
-	}
-	if e.Event != audit.Decision {
-		return workerproto.Decision{}, fmt.Errorf("sshserver: worker sent a %q audit event", e.Event)
-	}
-	if e.Decision != "allow" && e.Decision != "deny" {
-		return workerproto.Decision{}, fmt.Errorf("sshserver: worker sent decision %q", e.Decision)
-	}
-	return workerproto.Decision{Action: e.Action, Resource: e.Resource, Allow: e.Decision == "allow",
-		Policies: e.Policies, Reason: e.Reason, Argv: e.Argv}, nil
-}
-
-// audit logs one decision the worker reported. Only the fields the
-// operation decides (action, resource, argv, decision, policies, reason)
-// come from the worker; who, where, when and under which policy come from
-// the session. A line the audit log refused is an *auditFailure.
-func (rd *workerReader) audit(d workerproto.Decision) error {
-	if rd.maxDecisions > 0 && int64(rd.allowed+rd.denied) > rd.maxDecisions {
-		return fmt.Errorf("sshserver: worker reported more than %d decisions, past the operation limit of %d",
-			rd.maxDecisions+1, rd.maxDecisions)
-	}
-	if d.Allow {
-		rd.allowed++
-	} else {
-		rd.denied++
-	}
-	out := rd.template
-	out.Time = rd.ss.s.cfg.Clock()
-	out.Event = audit.Decision
-	out.Action = d.Action
-	out.Resource = d.Resource
-	out.Argv = d.Argv
-	out.Decision = "deny"
-	if d.Allow {
-		out.Decision = "allow"
-	}
-	out.Policies = d.Policies
-	out.Reason = d.Reason
-	if err := rd.ss.s.cfg.Audit.Log(out); err != nil {
-		return &auditFailure{action: d.Action, resource: d.Resource, err: err}
-	}
-	if rd.sink.decision != nil {
-		rd.sink.decision(out)
-	}
-	return nil
-}
-
-// keepHead copies the first n bytes of r into b and discards the rest
-// until r ends.
-func keepHead(b *bytes.Buffer, r io.Reader, n int64) {
-	_, _ = io.Copy(b, io.LimitReader(r, n))
-	_, _ = io.Copy(io.Discard, r)
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
+	return ss.s.pool.Run(ctx, st, worker.RunOptions{
+		Template: event,
+		Policy:   ss.policy,
+		Print:    sink.print,
+		Decision: sink.decision,
+		Log:      ss.s.cfg.Log.WithField("session", ss.sid),
+		Stuck:    func() { _ = ss.ch.Close() },
+	})
 }
 
 // startMessage is the Start message of the session's script: the identity
 // of the key that authenticated, the request context and the version of
-// the session's policy set; runWorker adds a copy of the set's files
+// the session's policy set; Pool.Run adds a copy of the set's files
 // unless the worker preloaded that version. The worker is not told the
 // session's audit fields: the server writes every line from its own.
 func (ss *session) startMessage(src, sum string, args json.RawMessage, transport string) *workerproto.Start {
@@ -685,11 +105,4 @@ func (ss *session) startMessage(src, sum string, args json.RawMessage, transport
 		},
 		ServiceManager: ss.s.cfg.ServiceManager,
 	}
-}
-
-// goFatalExit reports whether a worker exited with status 2, the status
-// of a Go runtime fatal error or unrecovered fault.
-func goFatalExit(waitErr error) bool {
-	var ee *exec.ExitError
-	return errors.As(waitErr, &ee) && ee.ExitCode() == 2
 }

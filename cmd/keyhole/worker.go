@@ -6,8 +6,7 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/keyhole-dev/keyhole/sshserver"
-	"github.com/keyhole-dev/keyhole/starlarkrt"
+	"github.com/keyhole-dev/keyhole/worker"
 )
 
 // cmdWorker is the hidden "keyhole worker" command: the process the server
@@ -20,7 +19,7 @@ func cmdWorker(args []string, stderr io.Writer) int {
 		report(&usageError{"worker takes no arguments"}, stderr)
 		return 2
 	}
-	return starlarkrt.WorkerMain()
+	return worker.Main()
 }
 
 // selfWorker is the server's worker command: this very binary, by its
@@ -45,5 +44,5 @@ func workerAt(exe string) (func() *exec.Cmd, error) {
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 		return nil, fmt.Errorf("this binary %s is not an executable file; workers cannot start", exe)
 	}
-	return sshserver.WorkerCommand(exe, "keyhole", "worker"), nil
+	return worker.Command(exe, "keyhole", "worker"), nil
 }

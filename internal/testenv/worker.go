@@ -7,8 +7,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/keyhole-dev/keyhole/sshserver"
-	"github.com/keyhole-dev/keyhole/starlarkrt"
+	"github.com/keyhole-dev/keyhole/worker"
 )
 
 // workerEnv, set to "1" in a test binary's environment, makes Main serve
@@ -21,12 +20,12 @@ var mainRan bool
 
 // Main is the TestMain of every package whose tests start a server: the
 // server's workers are this test binary re-executed, and Main turns such a
-// process into a worker (starlarkrt.WorkerMain), as the hidden "keyhole
+// process into a worker (worker.Main), as the hidden "keyhole
 // worker" command does in the real binary. It also checks that no
 // goroutine outlives the tests (goleak).
 func Main(m *testing.M) {
 	if os.Getenv(workerEnv) == "1" {
-		os.Exit(starlarkrt.WorkerMain())
+		os.Exit(worker.Main())
 	}
 	mainRan = true
 	// Every server a test starts is closed by its cleanup, and Close waits
@@ -45,7 +44,7 @@ func TestWorker(t testing.TB) func() *exec.Cmd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mk := sshserver.WorkerCommand(exe, "keyhole-test-worker")
+	mk := worker.Command(exe, "keyhole-test-worker")
 	return func() *exec.Cmd {
 		cmd := mk()
 		cmd.Env = []string{workerEnv + "=1"}

@@ -47,7 +47,7 @@
 //     policies) goes as an AuditSync message holding the audit.Event as
 //     JSON, and the worker waits for its Confirm.
 //
-// A worker started with no ring (ServeWorker, for tests and tools that
+// A worker started with no ring (worker.Serve, for tests and tools that
 // read its messages themselves) sends every decision as a message
 // instead: AuditSync (confirmed) for a decision that acts, Audit (no
 // round trip) for any other. The server accepts both from a worker with a

@@ -1,4 +1,4 @@
-package sshserver
+package worker
 
 // The server's end of a worker's decision ring (workerproto.Ring): when
 // the reader takes the worker's decisions out of it, and how.
@@ -12,7 +12,7 @@ import (
 )
 
 // errAtMark stops a drain at a print mark.
-var errAtMark = errors.New("sshserver: at a print mark")
+var errAtMark = errors.New("worker: at a print mark")
 
 // drain logs the decisions the worker put in its ring, in order, up to
 // the next print mark (an empty record), and reports whether reading may
@@ -46,7 +46,7 @@ func (rd *workerReader) drain(print bool) bool {
 		err = nil
 	}
 	if err == nil && print && !marked {
-		err = errors.New("sshserver: worker sent a print it did not mark in its ring")
+		err = errors.New("worker: worker sent a print it did not mark in its ring")
 	}
 	return rd.failed(err)
 }
@@ -61,7 +61,7 @@ func (rd *workerReader) finish() {
 		return
 	}
 	if rd.result != nil && rd.ring.Pending() {
-		rd.protoErr = errors.New("sshserver: worker put a decision after its result")
+		rd.protoErr = errors.New("worker: worker put a decision after its result")
 		return
 	}
 	err := rd.ring.Take(func(rec []byte) error {
@@ -89,12 +89,12 @@ type quietReader struct {
 	quiet func() bool
 }
 
-var errQuietStop = errors.New("sshserver: worker stopped")
+var errQuietStop = errors.New("worker: worker stopped")
 
 func (q *quietReader) Read(p []byte) (int, error) {
 	for {
 		if err := q.f.SetReadDeadline(time.Now().Add(memPoll)); err != nil {
-			// No deadlines on this file, or it was closed (runWorker's
+			// No deadlines on this file, or it was closed (Run's
 			// drainGrace): Read says which.
 			return q.f.Read(p)
 		}

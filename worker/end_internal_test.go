@@ -1,4 +1,4 @@
-package sshserver
+package worker
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
-	"github.com/keyhole-dev/keyhole/starlarkrt"
+	"github.com/keyhole-dev/keyhole/outcome"
 )
 
 // TestWorkerEndIsDecidedOnce checks that the end of a worker is decided
@@ -17,8 +17,8 @@ import (
 // the result of a worker that broke the protocol is not believed).
 func TestWorkerEndIsDecidedOnce(t *testing.T) {
 	t.Parallel()
-	ok := &scriptEnd{Exit: 0}
-	limit := endWith(starlarkrt.ExitLimitExceeded, "LIMIT_EXCEEDED", "wall-clock limit of 1s exceeded (worker stopped by the server)")
+	ok := &End{Exit: 0}
+	limit := EndWith(outcome.ExitLimitExceeded, "LIMIT_EXCEEDED", "wall-clock limit of 1s exceeded (worker stopped by the server)")
 	exitErr := exec.Command("/bin/sh", "-c", "exit 3").Run()
 	type step func(ev *workerEvents)
 	var (
@@ -31,7 +31,7 @@ func TestWorkerEndIsDecidedOnce(t *testing.T) {
 		}
 		output  step = func(ev *workerEvents) { ev.overOutput = true }
 		killed  step = func(ev *workerEvents) { ev.serverKill(limit) }
-		session step = func(ev *workerEvents) { ev.sessionEnded = true }
+		session step = func(ev *workerEvents) { ev.cancelled = true }
 	)
 	tests := []struct {
 		name  string

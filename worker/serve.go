@@ -1,6 +1,6 @@
-package starlarkrt
+package worker
 
-// The worker side of the server ↔ worker protocol (internal/workerproto):
+// The worker's end of the server ↔ worker protocol (internal/workerproto):
 // one script, received over a pipe, run under its limits, with every
 // decision put in the decision ring (or sent, without one) and every print
 // call sent back as it happens.
@@ -19,9 +19,11 @@ import (
 	"github.com/keyhole-dev/keyhole/authz"
 	"github.com/keyhole-dev/keyhole/hostops"
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
+	"github.com/keyhole-dev/keyhole/outcome"
+	"github.com/keyhole-dev/keyhole/starlarkrt"
 )
 
-// ServeWorker runs the one script a Start message on in describes and
+// Serve runs the one script a Start message on in describes and
 // writes its Audit and Print messages and its Result to out. It returns
 // once the Result is written (nil) or the exchange failed (an error; the
 // server then decides the script's end from the worker's exit).
@@ -36,37 +38,37 @@ import (
 // operation changes the host waits for its Confirm; when it cannot be
 // written or is not confirmed, the operation does not happen.
 //
-// ServeWorker has no decision ring: every decision goes to out as a
-// message. WorkerMain puts them in the ring the server passes instead.
-// ServeWorker changes nothing process-wide; WorkerMain also applies the
+// Serve has no decision ring: every decision goes to out as a
+// message. Main puts them in the ring the server passes instead.
+// Serve changes nothing process-wide; Main also applies the
 // memory and stack limits to the process.
-func ServeWorker(in io.Reader, out io.Writer) error {
-	return serveWorker(in, out, nil, nil)
+func Serve(in io.Reader, out io.Writer) error {
+	return serve(in, out, nil, nil)
 }
 
-// serveWorker is ServeWorker with the worker's decision ring (nil: none)
+// serve is Serve with the worker's decision ring (nil: none)
 // and a hook that applies the Start message's limits to the process
 // before the script runs.
-func serveWorker(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func(workerproto.Limits) error) error {
+func serve(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func(workerproto.Limits) error) error {
 	r := workerproto.NewReader(in, 0)
 	w := workerproto.NewWriter(out)
 	typ, p, err := r.Next()
-	var pre *authz.PolicySet // a pooled worker's preloaded set (worker_preload.go)
+	var pre *authz.PolicySet // a pooled worker's preloaded set (preload.go)
 	if err == nil && typ == workerproto.TypePreload {
 		if pre, err = preload(p); err != nil {
-			return fmt.Errorf("starlarkrt: worker: preload: %w", err)
+			return fmt.Errorf("worker: preload: %w", err)
 		}
 		typ, p, err = r.Next()
 	}
 	if err != nil {
-		return fmt.Errorf("starlarkrt: worker: read start: %w", err)
+		return fmt.Errorf("worker: read start: %w", err)
 	}
 	if typ != workerproto.TypeStart {
-		return fmt.Errorf("starlarkrt: worker: first message is %s, want start", typ)
+		return fmt.Errorf("worker: first message is %s, want start", typ)
 	}
 	var st workerproto.Start
 	if err := workerproto.Decode(typ, p, &st); err != nil {
-		return fmt.Errorf("starlarkrt: worker: %w", err)
+		return fmt.Errorf("worker: %w", err)
 	}
 	t0 := time.Now()
 
@@ -91,22 +93,22 @@ func serveWorker(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func
 		}
 	}()
 
-	res := workerRun(ctx, &st, pre, w, ap, t0, apply)
+	res := run(ctx, &st, pre, w, ap, t0, apply)
 	if err := w.WriteJSON(workerproto.TypeResult, res); err != nil {
-		return fmt.Errorf("starlarkrt: worker: %w", err)
+		return fmt.Errorf("worker: %w", err)
 	}
 	return nil
 }
 
-// workerRun runs st's script and returns its Result message. pre is the
+// run runs st's script and returns its Result message. pre is the
 // preloaded policy set, or nil.
-func workerRun(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *workerproto.Writer, ap *auditPipe, t0 time.Time, apply func(workerproto.Limits) error) *workerproto.Result {
+func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *workerproto.Writer, ap *auditPipe, t0 time.Time, apply func(workerproto.Limits) error) *workerproto.Result {
 	fail := func(kind, msg string) *workerproto.Result {
-		return &workerproto.Result{Exit: exitFor(kind), Error: &Error{Kind: kind, Message: msg}}
+		return &workerproto.Result{Exit: outcome.ExitFor(kind), Error: &outcome.Error{Kind: kind, Message: msg}}
 	}
 	policy, err := policySnapshot(st, pre)
 	if err != nil {
-		return fail(KindInternal, err.Error())
+		return fail(outcome.KindInternal, err.Error())
 	}
 	args, err := decodeArgs(st.Args)
 	if err != nil {
@@ -114,7 +116,7 @@ func workerRun(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet,
 	}
 	if apply != nil {
 		if err := apply(st.Limits); err != nil {
-			return fail(KindInternal, fmt.Sprintf("worker: apply limits: %v", err))
+			return fail(outcome.KindInternal, fmt.Sprintf("worker: apply limits: %v", err))
 		}
 	}
 	base := st.Context.Now
@@ -138,7 +140,7 @@ func workerRun(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet,
 	if filename == "" {
 		filename = "script"
 	}
-	res := Run(ctx, filename, st.Script, Options{
+	res := starlarkrt.Run(ctx, filename, st.Script, starlarkrt.Options{
 		Host:      host,
 		Stdout:    printPipe{w, ap},
 		MaxSteps:  st.Limits.MaxSteps,
@@ -158,8 +160,8 @@ func workerRun(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet,
 	if res.Value != nil {
 		v, err := json.Marshal(res.Value)
 		if err != nil {
-			out.Exit = ExitScriptError
-			out.Error = &Error{Kind: KindScriptError, Message: fmt.Sprintf("result: value cannot be encoded as JSON: %v", err)}
+			out.Exit = outcome.ExitScriptError
+			out.Error = &outcome.Error{Kind: outcome.KindScriptError, Message: fmt.Sprintf("result: value cannot be encoded as JSON: %v", err)}
 		} else {
 			out.Value = v
 		}
@@ -260,7 +262,7 @@ func (a *auditPipe) putRecord(sync bool) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("starlarkrt: worker: audit: %w", err)
+		return fmt.Errorf("worker: audit: %w", err)
 	}
 	if sync {
 		return a.sync(workerproto.TypeSync, nil)
@@ -275,7 +277,7 @@ func (a *auditPipe) logMessage(e audit.Event, sync bool) error {
 	// host operation.
 	p, err := e.AppendJSON(make([]byte, 0, 512))
 	if err != nil {
-		return fmt.Errorf("starlarkrt: worker: audit event: %w", err)
+		return fmt.Errorf("worker: audit event: %w", err)
 	}
 	if !sync {
 		return a.w.WriteRaw(workerproto.TypeAudit, p)
@@ -297,7 +299,7 @@ func (a *auditPipe) sync(t workerproto.Type, p []byte) error {
 			return nil
 		default:
 		}
-		return errors.New("starlarkrt: worker: audit line not confirmed by the server")
+		return errors.New("worker: audit line not confirmed by the server")
 	}
 }
 

@@ -1,18 +1,18 @@
-package sshserver
+package worker
 
 import (
 	"fmt"
+	"os/exec"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
+	"github.com/keyhole-dev/keyhole/audit"
+	"github.com/keyhole-dev/keyhole/authz"
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
 )
-
-// DefaultWorkerPool is how many started, idle workers the server keeps
-// when Config.WorkerPool is 0: a session then skips the worker's exec and
-// runtime start-up (see BenchmarkSessionStart).
-const DefaultWorkerPool = 2
 
 // Pool timing.
 const (
@@ -27,16 +27,34 @@ const (
 	preloadTimeout = 10 * time.Second
 )
 
-// workerPool keeps started workers waiting for their Start message. Idle
+// Config is what a Pool needs.
+type Config struct {
+	// Command makes the command of one worker process (see Command); the
+	// pool adds the process hygiene. Nil: no worker starts, and every Run
+	// ends INTERNAL.
+	Command func() *exec.Cmd
+	// Size is how many started, idle workers the pool keeps; 0 none.
+	Size int
+	// Policy returns the policy set of record, which idle workers preload;
+	// nil means none is loaded (nothing is preloaded).
+	Policy func() *authz.PolicySet
+	// Audit gets every decision line.
+	Audit audit.Sink
+	// Clock stamps decision lines.
+	Clock func() time.Time
+	// Log is the server log.
+	Log logrus.FieldLogger
+}
+
+// Pool keeps started workers waiting for their Start message. Idle
 // workers hold nothing of any session: they were started with the same
 // hygiene, an empty environment and no descriptors but their pipes, and
 // were sent only the policy set of record at the time (a Preload message),
 // which they loaded and validated while idle. The pool is filled after the
 // first session asks for a worker, so a server that runs no scripts starts
 // none. Its fields are guarded by mu.
-type workerPool struct {
-	s    *Server
-	size int
+type Pool struct {
+	cfg Config
 
 	mu      sync.Mutex
 	idle    []*worker
@@ -45,11 +63,15 @@ type workerPool struct {
 	wg      sync.WaitGroup // refill goroutines
 }
 
+// NewPool returns a pool that starts workers with cfg. Every field of cfg
+// but Command is required.
+func NewPool(cfg Config) *Pool { return &Pool{cfg: cfg} }
+
 // get returns an idle worker, preferring one that preloaded the policy
 // version a session runs with, or starts one. The pool is topped up when
 // the session's script ends (done) or refillDelay later, whichever comes
 // first; the caller must call done once the worker has ended.
-func (p *workerPool) get(version string) (w *worker, done func(), err error) {
+func (p *Pool) get(version string) (w *worker, done func(), err error) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
 		i := n - 1
@@ -71,16 +93,16 @@ func (p *workerPool) get(version string) (w *worker, done func(), err error) {
 	if w != nil {
 		return w, done, nil
 	}
-	w, err = p.s.startWorker()
+	w, err = p.start()
 	return w, done, err
 }
 
 // refill ends the idle workers that preloaded a policy set other than the
 // current one (a reload happened) and starts workers in the background
 // until size are idle or starting.
-func (p *workerPool) refill() {
+func (p *Pool) refill() {
 	var current string
-	if ps := p.s.cfg.Policy.Current(); ps != nil {
+	if ps := p.cfg.Policy(); ps != nil {
 		current = ps.Version()
 	}
 	var stale []*worker
@@ -100,14 +122,14 @@ func (p *workerPool) refill() {
 			return false
 		})
 	}
-	for !p.closed && len(p.idle)+p.filling < p.size {
+	for !p.closed && len(p.idle)+p.filling < p.cfg.Size {
 		p.filling++
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			w, err := p.s.startWorker()
+			w, err := p.start()
 			if err == nil {
-				if err = p.s.preload(w); err != nil {
+				if err = p.preload(w); err != nil {
 					w.discard()
 				}
 			}
@@ -119,7 +141,7 @@ func (p *workerPool) refill() {
 			}
 			p.mu.Unlock()
 			if err != nil {
-				p.s.cfg.Log.WithError(err).Error("worker pool: worker did not start")
+				p.cfg.Log.WithError(err).Error("worker pool: worker did not start")
 			}
 			if err == nil && w != nil {
 				w.discard()
@@ -128,8 +150,9 @@ func (p *workerPool) refill() {
 	}
 }
 
-// close stops refilling and ends every idle worker.
-func (p *workerPool) close() {
+// Close stops refilling and ends every idle worker. Runs under way are
+// not affected.
+func (p *Pool) Close() {
 	p.mu.Lock()
 	p.closed = true
 	idle := p.idle
@@ -144,20 +167,20 @@ func (p *workerPool) close() {
 // preload sends an idle worker the policy set of record, which it loads
 // and validates while it waits, and records its version. A server with no
 // policy loaded sends nothing.
-func (s *Server) preload(w *worker) error {
-	ps := s.cfg.Policy.Current()
+func (p *Pool) preload(w *worker) error {
+	ps := p.cfg.Policy()
 	if ps == nil {
 		return nil
 	}
 	msg := &workerproto.Preload{Policies: ps.Files(), PolicyVersion: ps.Version()}
 	if err := w.stdin.SetWriteDeadline(time.Now().Add(preloadTimeout)); err != nil {
-		return fmt.Errorf("sshserver: preload worker: %w", err)
+		return fmt.Errorf("worker: preload: %w", err)
 	}
 	if err := workerproto.NewWriter(w.stdin).WriteJSON(workerproto.TypePreload, msg); err != nil {
-		return fmt.Errorf("sshserver: preload worker: %w", err)
+		return fmt.Errorf("worker: preload: %w", err)
 	}
 	if err := w.stdin.SetWriteDeadline(time.Time{}); err != nil {
-		return fmt.Errorf("sshserver: preload worker: %w", err)
+		return fmt.Errorf("worker: preload: %w", err)
 	}
 	w.policyVersion = msg.PolicyVersion
 	return nil
@@ -171,4 +194,16 @@ func (w *worker) discard() {
 	_ = w.stdout.Close()
 	_ = w.stderr.Close()
 	_ = w.ring.Unmap()
+}
+
+// IdleVersions returns the policy version each idle worker preloaded ("" for
+// none).
+func (p *Pool) IdleVersions() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, len(p.idle))
+	for i, w := range p.idle {
+		out[i] = w.policyVersion
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package starlarkrt_test
+package worker_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
-	"github.com/keyhole-dev/keyhole/starlarkrt"
+	"github.com/keyhole-dev/keyhole/worker"
 )
 
 // Two policy sets that decide a stat of /etc/passwd differently.
@@ -28,7 +28,7 @@ type frame struct {
 	v   any
 }
 
-// serveFrames runs ServeWorker on frames, keeping its input open after
+// serveFrames runs Serve on frames, keeping its input open after
 // them, and returns what it wrote and its error.
 func serveFrames(t *testing.T, frames ...frame) (prints []string, events []audit.Event, res *workerproto.Result, err error) {
 	t.Helper()
@@ -41,7 +41,7 @@ func serveFrames(t *testing.T, frames ...frame) (prints []string, events []audit
 	}
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	err = starlarkrt.ServeWorker(io.MultiReader(&in, pr), &out)
+	err = worker.Serve(io.MultiReader(&in, pr), &out)
 	r := workerproto.NewReader(&out, 0)
 	for {
 		typ, p, rerr := r.Next()
@@ -138,7 +138,7 @@ func TestServeWorkerPreload(t *testing.T) {
 			t.Parallel()
 			prints, events, res, err := serveFrames(t, tt.frames(t)...)
 			if err != nil {
-				t.Fatalf("ServeWorker: %v", err)
+				t.Fatalf("Serve: %v", err)
 			}
 			if res == nil {
 				t.Fatal("no result")
@@ -210,7 +210,7 @@ func TestServeWorkerPreloadRefused(t *testing.T) {
 				if werr := workerproto.NewWriter(&in).WriteJSON(frames[0].typ, frames[0].v); werr != nil {
 					t.Fatal(werr)
 				}
-				err = starlarkrt.ServeWorker(&in, &out)
+				err = worker.Serve(&in, &out)
 				if out.Len() != 0 {
 					t.Errorf("wrote %q", out.String())
 				}

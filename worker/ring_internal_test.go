@@ -1,4 +1,4 @@
-package starlarkrt
+package worker
 
 import (
 	"fmt"
@@ -81,7 +81,7 @@ proc.run([%q, "a" * 70000])
 	outR, outW := io.Pipe()
 	served := make(chan error, 1)
 	go func() {
-		served <- serveWorker(inR, outW, producer, nil)
+		served <- serve(inR, outW, producer, nil)
 		outW.Close()
 	}()
 	in := workerproto.NewWriter(inW)

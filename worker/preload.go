@@ -1,4 +1,4 @@
-package starlarkrt
+package worker
 
 // A pooled worker's idle time: the Preload message (internal/workerproto)
 // lets it load and validate the policy set of record, and warm the code
@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyhole-dev/keyhole/authz"
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
+	"github.com/keyhole-dev/keyhole/starlarkrt"
 )
 
 // preload loads a Preload message's policy set and warms the runtime. The
@@ -46,7 +47,7 @@ const warmStart = `{"filename":"warm-up","script":"","principal":{},"context":{}
 func warmUp() {
 	var st workerproto.Start
 	_ = workerproto.Decode(workerproto.TypeStart, []byte(warmStart), &st)
-	_ = Run(context.Background(), "warm-up", `print(str(len([1])))`, Options{Stdout: io.Discard, MaxSteps: 1000})
+	_ = starlarkrt.Run(context.Background(), "warm-up", `print(str(len([1])))`, starlarkrt.Options{Stdout: io.Discard, MaxSteps: 1000})
 }
 
 // policySnapshot returns the policy set st's script runs with: the

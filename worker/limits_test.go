@@ -1,4 +1,4 @@
-package starlarkrt_test
+package worker_test
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 	"github.com/keyhole-dev/keyhole/authz"
 	"github.com/keyhole-dev/keyhole/hostops"
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
-	"github.com/keyhole-dev/keyhole/starlarkrt"
+	"github.com/keyhole-dev/keyhole/outcome"
 )
 
 // limitsStart is a Start message whose policy lets the script read, write
@@ -98,7 +98,7 @@ func TestWorkerByteBudgets(t *testing.T) {
 			st := limitsStart(t, dir, fmt.Sprintf("d = %q\n%s\n", dir, tc.script))
 			st.Limits.MaxRead, st.Limits.MaxWrite = tc.limits.MaxRead, tc.limits.MaxWrite
 			prints, _, res := serve(t, st)
-			if res.Exit != starlarkrt.ExitLimitExceeded || res.Error == nil || res.Error.Kind != hostops.KindLimitExceeded ||
+			if res.Exit != outcome.ExitLimitExceeded || res.Error == nil || res.Error.Kind != hostops.KindLimitExceeded ||
 				!strings.Contains(res.Error.Message, tc.wantMessage) {
 				t.Fatalf("exit %d, error %+v; want 124 LIMIT_EXCEEDED naming %q", res.Exit, res.Error, tc.wantMessage)
 			}
@@ -163,7 +163,7 @@ func TestWorkerTailOfHugeFile(t *testing.T) {
 	st := limitsStart(t, dir, fmt.Sprintf("fs.tail(%q)\nprint(\"unreached\")\n", filepath.Join(dir, "sparse")))
 	st.Limits.MaxWall = 10 * time.Second
 	prints, _, res := serve(t, st)
-	if res.Exit != starlarkrt.ExitLimitExceeded || res.Error == nil || !strings.Contains(res.Error.Message, "a line is longer than") {
+	if res.Exit != outcome.ExitLimitExceeded || res.Error == nil || !strings.Contains(res.Error.Message, "a line is longer than") {
 		t.Fatalf("exit %d, error %+v; want LIMIT_EXCEEDED about the line length", res.Exit, res.Error)
 	}
 	if len(prints) != 0 {

@@ -1,4 +1,4 @@
-package starlarkrt_test
+package worker_test
 
 import (
 	"bytes"
@@ -11,10 +11,10 @@ import (
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
-	"github.com/keyhole-dev/keyhole/starlarkrt"
+	"github.com/keyhole-dev/keyhole/worker"
 )
 
-// serve runs ServeWorker on a Start message and returns the messages it
+// serve runs Serve on a Start message and returns the messages it
 // wrote, by type. It confirms every AuditSync message, as the server does
 // once the line is written.
 func serve(t *testing.T, st *workerproto.Start) (prints []string, events []audit.Event, res *workerproto.Result) {
@@ -31,7 +31,7 @@ func serve(t *testing.T, st *workerproto.Start) (prints []string, events []audit
 	or, ow := io.Pipe()
 	served := make(chan error, 1)
 	go func() {
-		err := starlarkrt.ServeWorker(io.MultiReader(&in, pr), ow)
+		err := worker.Serve(io.MultiReader(&in, pr), ow)
 		ow.Close()
 		served <- err
 	}()
@@ -153,7 +153,7 @@ func TestServeWorkerBadInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var out bytes.Buffer
-			err := starlarkrt.ServeWorker(bytes.NewReader(tt.in), &out)
+			err := worker.Serve(bytes.NewReader(tt.in), &out)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || out.Len() != 0 {
 				t.Errorf("err %v, out %q", err, out.String())
 			}
@@ -171,7 +171,7 @@ func TestServeWorkerStopsAtEndOfInput(t *testing.T) {
 	if err := workerproto.NewWriter(&in).WriteJSON(workerproto.TypeStart, st); err != nil {
 		t.Fatal(err)
 	}
-	if err := starlarkrt.ServeWorker(&in, &out); err != nil {
+	if err := worker.Serve(&in, &out); err != nil {
 		t.Fatal(err)
 	}
 	_, p, err := workerproto.NewReader(&out, 0).Next()

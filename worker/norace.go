@@ -1,6 +1,6 @@
 //go:build !race
 
-package starlarkrt
+package worker
 
 // raceEnabled is true in race-detector builds.
 const raceEnabled = false

@@ -1,4 +1,4 @@
-package starlarkrt_test
+package worker_test
 
 import (
 	"bytes"
@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
-	"github.com/keyhole-dev/keyhole/starlarkrt"
+	"github.com/keyhole-dev/keyhole/outcome"
+	"github.com/keyhole-dev/keyhole/worker"
 )
 
 // TestWorkerWaitsForConfirm checks the worker's side of the audit
@@ -43,7 +44,7 @@ func TestWorkerWaitsForConfirm(t *testing.T) {
 			pr, pw := io.Pipe()
 			or, ow := io.Pipe()
 			go func() {
-				_ = starlarkrt.ServeWorker(io.MultiReader(&in, pr), ow)
+				_ = worker.Serve(io.MultiReader(&in, pr), ow)
 				ow.Close()
 			}()
 			r := workerproto.NewReader(or, 0)
@@ -78,7 +79,7 @@ func TestWorkerWaitsForConfirm(t *testing.T) {
 			}
 			// The end of stdin also cancels the script ("session ended"):
 			// either way it is INTERNAL and the server decides the message.
-			if res.Exit != starlarkrt.ExitInternal || res.Error == nil ||
+			if res.Exit != outcome.ExitInternal || res.Error == nil ||
 				!strings.Contains(res.Error.Message, "not performed") && res.Error.Message != "session ended" {
 				t.Errorf("result = %d %+v, want INTERNAL", res.Exit, res.Error)
 			}

@@ -1,4 +1,4 @@
-package starlarkrt
+package worker
 
 import (
 	"fmt"
@@ -11,8 +11,8 @@ import (
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
 )
 
-// WorkerMain is the body of the hidden "keyhole worker" command: it serves
-// one script on stdin and stdout (ServeWorker) and returns the process's
+// Main is the body of the hidden "keyhole worker" command: it serves
+// one script on stdin and stdout (Serve) and returns the process's
 // exit status. Before the script runs it applies the Start message's
 // limits to the whole process:
 //
@@ -39,7 +39,7 @@ import (
 //
 // Everything the runtime says on a fatal error goes to stderr, which the
 // server reads to name the reason.
-func WorkerMain() int {
+func Main() int {
 	ring, err := openRing()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keyhole worker: %v\n", err)
@@ -50,7 +50,7 @@ func WorkerMain() int {
 		return 1
 	}
 	status := 0
-	if err := serveWorker(os.Stdin, os.Stdout, ring, applyProcessLimits); err != nil {
+	if err := serve(os.Stdin, os.Stdout, ring, applyProcessLimits); err != nil {
 		fmt.Fprintf(os.Stderr, "keyhole worker: %v\n", err)
 		status = 1
 	}
