@@ -16,6 +16,7 @@ import (
 	"github.com/keyhole-dev/keyhole/keys"
 	"github.com/keyhole-dev/keyhole/outcome"
 	"github.com/keyhole-dev/keyhole/starlarkrt"
+	"github.com/keyhole-dev/keyhole/worker"
 )
 
 // session is one "session" channel. Its fields are owned by the goroutine
@@ -334,8 +335,8 @@ func (ss *session) runScript(ctx context.Context, src string) int {
 	if ss.pty {
 		out = &crlfWriter{w: ss.ch}
 	}
-	end := ss.runWorker(ctx, ss.startMessage(src, sum, nil, event.Transport), event, scriptSink{
-		print: func(p []byte) error { _, err := out.Write(p); return err },
+	end := ss.runWorker(ctx, ss.startMessage(src, sum, nil, event.Transport), event, worker.RunOptions{
+		Print: func(p []byte) error { _, err := out.Write(p); return err },
 	})
 	return ss.finish(end.Exit, end.Err)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/outcome"
+	"github.com/keyhole-dev/keyhole/worker"
 )
 
 // structuredRequest is the request line of subsystem keyhole.
@@ -98,13 +99,13 @@ func (ss *session) runStructured(ctx context.Context) int {
 	src := *req.Script
 	sum, event, tooBig := ss.beginScript(src)
 	if tooBig != "" {
-		return ss.finishStructured(jw, endWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded, tooBig))
+		return ss.finishStructured(jw, worker.EndWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded, tooBig))
 	}
-	end := ss.runWorker(ctx, ss.startMessage(src, sum, req.Args, event.Transport), event, scriptSink{
-		print: func(p []byte) error {
+	end := ss.runWorker(ctx, ss.startMessage(src, sum, req.Args, event.Transport), event, worker.RunOptions{
+		Print: func(p []byte) error {
 			return jw.write(printEvent{Print: string(bytes.TrimSuffix(p, []byte("\n")))})
 		},
-		decision: func(e audit.Event) {
+		Decision: func(e audit.Event) {
 			pol := e.Policies
 			if pol == nil {
 				pol = []string{}
@@ -226,12 +227,12 @@ func readLine(r io.Reader, max int64) ([]byte, error) {
 // refuseStructured audits a request that runs no script and ends it.
 func (ss *session) refuseStructured(jw *jsonLines, exit int, kind, msg string) int {
 	ss.log(audit.Event{Event: audit.RequestRefused, Request: "subsystem keyhole", Reason: msg})
-	return ss.finishStructured(jw, endWith(exit, kind, msg))
+	return ss.finishStructured(jw, worker.EndWith(exit, kind, msg))
 }
 
 // finishStructured writes the end line, the stderr line, the exit status,
 // and closes the channel for writing.
-func (ss *session) finishStructured(jw *jsonLines, end *scriptEnd) int {
+func (ss *session) finishStructured(jw *jsonLines, end *worker.End) int {
 	line := endLine{
 		Exit:   end.Exit,
 		Result: end.Value,

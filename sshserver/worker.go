@@ -31,32 +31,19 @@ const (
 // runtime start-up (see BenchmarkSessionStart).
 const DefaultWorkerPool = 2
 
-// scriptEnd is how a script ended, as both wire protocols report it.
-type scriptEnd = worker.End
-
-func endWith(exit int, kind, msg string) *scriptEnd { return worker.EndWith(exit, kind, msg) }
-
-// scriptSink receives what a running script produces, from the reading
-// goroutine, in order.
-type scriptSink struct {
-	print    func([]byte) error // one print call's bytes, newline included
-	decision func(audit.Event)  // after the event is in the audit log
-}
-
 // runWorker runs st in a worker from the server's pool and returns how it
-// ended. Decision events are logged to the audit log as they arrive, on
-// event, the session's own template (who, where, under which policy, the
-// script's hash): the worker supplies only what each operation decided.
-func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, event audit.Event, sink scriptSink) *scriptEnd {
+// ended. opt says where prints and decisions go (Print, Decision; each
+// called from the reading goroutine, in order); runWorker fills in the
+// rest: decisions are logged on event, the session's own template (who,
+// where, under which policy, the script's hash), so the worker supplies
+// only what each operation decided.
+func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, event audit.Event, opt worker.RunOptions) *worker.End {
 	defer ss.scriptRunning()() // idle.go: a running script keeps its connection
-	return ss.s.pool.Run(ctx, st, worker.RunOptions{
-		Template: event,
-		Policy:   ss.policy,
-		Print:    sink.print,
-		Decision: sink.decision,
-		Log:      ss.s.cfg.Log.WithField("session", ss.sid),
-		Stuck:    func() { _ = ss.ch.Close() },
-	})
+	opt.Template = event
+	opt.Policy = ss.policy
+	opt.Log = ss.s.cfg.Log.WithField("session", ss.sid)
+	opt.Stuck = func() { _ = ss.ch.Close() }
+	return ss.s.pool.Run(ctx, st, opt)
 }
 
 // startMessage is the Start message of the session's script: the identity
