@@ -19,24 +19,6 @@ import (
 	"github.com/keyhole-dev/keyhole/internal/testenv"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestServeUnderLowFDLimit runs "keyhole serve" as a child process with
 // RLIMIT_NOFILE lowered to 256 and floods it with 400 idle authenticated
 // connections (the connection caps set above the descriptor limit). The
@@ -73,7 +55,7 @@ max_startups_per_source = 100
 		t.Fatal(err)
 	}
 	addrFile := filepath.Join(dir, "addr")
-	var stderr syncBuffer
+	var stderr lockedBuffer
 	cmd := exec.Command(bin, "serve", "--config", cfg, "--addr-file", addrFile)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/keyhole-dev/keyhole/keys"
 )
 
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
