@@ -7,3 +7,6 @@ func (s *Server) IdleWorkerVersions() []string { return s.pool.IdleVersions() }
 // EffectiveLimits returns the limits the server runs with, defaults
 // filled in.
 func (s *Server) EffectiveLimits() Limits { return s.cfg.Limits }
+
+// ParkedWorkers returns how many workers are parked for reuse.
+func (s *Server) ParkedWorkers() int { return s.pool.Parked() }

@@ -41,15 +41,16 @@ func fakeWorker(mode string) int {
 	if _, err := io.CopyN(io.Discard, os.Stdin, int64(binary.BigEndian.Uint32(h[:]))); err != nil {
 		return 9
 	}
-	send := func(typ byte, v any) {
+	frame := func(typ byte, v any) []byte {
 		p, ok := v.([]byte)
 		if !ok {
 			p, _ = json.Marshal(v)
 		}
 		b := binary.BigEndian.AppendUint32(nil, uint32(len(p)))
 		b = append(b, typ)
-		os.Stdout.Write(append(b, p...))
+		return append(b, p...)
 	}
+	send := func(typ byte, v any) { os.Stdout.Write(frame(typ, v)) }
 	decision := map[string]any{"time": "2020-01-01T00:00:00Z", "event": "decision", "action": "read",
 		"resource": "/fake/before", "decision": "allow", "user": "root", "session": "forged"}
 	ok := map[string]any{"exit": 0, "error": nil}
@@ -121,8 +122,10 @@ func fakeWorker(mode string) int {
 	case "bad-exit":
 		send(4, map[string]any{"exit": 0, "error": map[string]any{"kind": "ACCESS_DENIED", "message": "x"}})
 	case "after-result":
-		send(4, map[string]any{"exit": 0, "error": nil})
-		send(2, decision)
+		// In one write, so the server has read both when it handles the
+		// result; a message that comes later is the next script's
+		// (TestWorkerReuse).
+		os.Stdout.Write(append(frame(4, ok), frame(2, decision)...))
 	case "forged-identity":
 		send(2, decision)
 		send(4, map[string]any{"exit": 0, "error": nil})

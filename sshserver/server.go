@@ -109,6 +109,11 @@ type Config struct {
 	// WorkerPool is how many started workers wait for a script; 0 means
 	// DefaultWorkerPool, negative none.
 	WorkerPool int
+	// WorkerParked is how many workers whose script ended cleanly are kept
+	// for the next script of the same principal under the same limits
+	// (worker.Config.Parked; docs/WORKER.md); 0 means worker.DefaultParked,
+	// negative none: every worker then runs one script.
+	WorkerParked int
 	// ServiceManager is the command svc.* runs (hostops.Host's field of
 	// that name); empty means hostops.DefaultServiceManager().
 	ServiceManager []string
@@ -181,7 +186,7 @@ func New(cfg Config) (*Server, error) {
 		poolSize = DefaultWorkerPool
 	}
 	s.pool = worker.NewPool(worker.Config{Command: cfg.Worker, Size: poolSize, Policy: cfg.Policy.Current,
-		Audit: cfg.Audit, Clock: cfg.Clock, Log: cfg.Log})
+		Audit: cfg.Audit, Clock: cfg.Clock, Log: cfg.Log, Parked: cfg.WorkerParked})
 	signers := make([]gliderssh.Signer, len(cfg.HostSigners))
 	for i, hs := range cfg.HostSigners {
 		signers[i] = hs

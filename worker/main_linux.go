@@ -3,6 +3,7 @@ package worker
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 
 	"golang.org/x/sys/unix"
@@ -12,9 +13,11 @@ import (
 )
 
 // Main is the body of the hidden "keyhole worker" command: it serves
-// one script on stdin and stdout (Serve) and returns the process's
-// exit status. Before the script runs it applies the Start message's
-// limits to the whole process:
+// scripts on stdin and stdout (Serve), one at a time, until its stdin
+// ends, and returns the process's exit status. The server sends a worker
+// another script only under the rules of Pool (the same principal, the
+// same limits, a clean end before). Before each script runs it applies
+// the Start message's limits to the whole process:
 //
 //   - MaxStack: debug.SetMaxStack, so runaway recursion in the interpreter
 //     (deep nesting in a script or in json) ends the process with "stack
@@ -50,7 +53,7 @@ func Main() int {
 		return 1
 	}
 	status := 0
-	if err := serve(os.Stdin, os.Stdout, ring, applyProcessLimits); err != nil {
+	if err := serve(os.Stdin, os.Stdout, ring, applyProcessLimits, afterScript); err != nil {
 		fmt.Fprintf(os.Stderr, "keyhole worker: %v\n", err)
 		status = 1
 	}
@@ -59,6 +62,19 @@ func Main() int {
 		fmt.Fprintf(os.Stderr, "keyhole worker: %v\n", err)
 	}
 	return status
+}
+
+// afterScript runs between two scripts of a worker the server reuses
+// (Pool): it kills and reaps what the script's programs left behind
+// (hostops.Sweep) and collects the script's garbage, so the next script
+// starts with none of its processes and with the memory it held given back
+// to the runtime. A sweep that fails ends the worker.
+func afterScript() error {
+	if err := hostops.Sweep(); err != nil {
+		return err
+	}
+	runtime.GC()
+	return nil
 }
 
 // openRing maps the decision ring at workerproto.RingFD and closes the

@@ -44,6 +44,10 @@ type Config struct {
 	Clock func() time.Time
 	// Log is the server log.
 	Log logrus.FieldLogger
+	// Parked is how many workers whose script ended cleanly the pool
+	// keeps for the next script of the same principal (reuse.go): 0
+	// means DefaultParked, negative none (every worker runs one script).
+	Parked int
 }
 
 // Pool keeps started workers waiting for their Start message. Idle
@@ -58,21 +62,29 @@ type Pool struct {
 
 	mu      sync.Mutex
 	idle    []*worker
+	parked  parking
 	filling int
 	closed  bool
-	wg      sync.WaitGroup // refill goroutines
+	wg      sync.WaitGroup // refill, expire and discard goroutines
 }
 
 // NewPool returns a pool that starts workers with cfg. Every field of cfg
 // but Command is required.
 func NewPool(cfg Config) *Pool { return &Pool{cfg: cfg} }
 
-// get returns an idle worker, preferring one that preloaded the policy
-// version a session runs with, or starts one. The pool is topped up when
-// the session's script ends (done) or refillDelay later, whichever comes
-// first; the caller must call done once the worker has ended.
-func (p *Pool) get(version string) (w *worker, done func(), err error) {
+// get returns the worker parked under key (reuse.go), or else an idle
+// worker, preferring one that preloaded the policy version a session runs
+// with, or starts one. When it takes an idle worker, the pool is topped up
+// when the session's script ends (done) or refillDelay later, whichever
+// comes first; the caller must call done once the worker has ended.
+func (p *Pool) get(version, key string) (w *worker, done func(), err error) {
 	p.mu.Lock()
+	if w = p.unpark(key); w != nil {
+		p.mu.Unlock()
+		// The idle workers are not touched, but a reload may have made
+		// them stale: refill replaces those.
+		return w, p.refill, nil
+	}
 	if n := len(p.idle); n > 0 {
 		i := n - 1
 		for j := n - 1; j >= 0; j-- {
@@ -150,12 +162,12 @@ func (p *Pool) refill() {
 	}
 }
 
-// Close stops refilling and ends every idle worker. Runs under way are
-// not affected.
+// Close stops refilling and ends every idle and parked worker. Runs under
+// way are not affected (their workers end with them).
 func (p *Pool) Close() {
 	p.mu.Lock()
 	p.closed = true
-	idle := p.idle
+	idle := append(p.idle, p.closeParked()...)
 	p.idle = nil
 	p.mu.Unlock()
 	p.wg.Wait()
@@ -186,10 +198,10 @@ func (p *Pool) preload(w *worker) error {
 	return nil
 }
 
-// discard ends a worker that never got a script.
+// discard ends a worker that is not running a script.
 func (w *worker) discard() {
 	w.kill()
-	_ = w.cmd.Wait()
+	<-w.waitDone
 	_ = w.stdin.Close()
 	_ = w.stdout.Close()
 	_ = w.stderr.Close()

@@ -37,7 +37,7 @@ func preload(p []byte) (*authz.PolicySet, error) {
 
 // warmStart has the shape of a Start message, so decoding it fills
 // encoding/json's caches for every type a real one holds.
-const warmStart = `{"filename":"warm-up","script":"","principal":{},"context":{},"event":{},"policies":{},"limits":{}}`
+const warmStart = `{"filename":"warm-up","script":"","principal":{},"context":{},"policies":{},"limits":{}}`
 
 // warmUp runs the parts of a script's start that cost the most the first
 // time in a fresh process (decoding the Start message, building the

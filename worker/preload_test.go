@@ -41,7 +41,7 @@ func serveFrames(t *testing.T, frames ...frame) (prints []string, events []audit
 	}
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	err = worker.Serve(io.MultiReader(&in, pr), &out)
+	err = worker.Serve(io.MultiReader(&in, pr), endAfterResult{&out, pw})
 	r := workerproto.NewReader(&out, 0)
 	for {
 		typ, p, rerr := r.Next()
@@ -225,4 +225,20 @@ func TestServeWorkerPreloadRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// endAfterResult passes each frame the worker writes to w, and ends the
+// worker's input once its Result is written, as the server does when it
+// has no other script for it. The worker writes each frame in one Write.
+type endAfterResult struct {
+	w  io.Writer
+	in *io.PipeWriter
+}
+
+func (e endAfterResult) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if len(p) > 4 && workerproto.Type(p[4]) == workerproto.TypeResult {
+		e.in.Close()
+	}
+	return n, err
 }

@@ -28,7 +28,6 @@ package worker
 // once the worker is gone, killed or not.
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -44,6 +43,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
@@ -106,8 +106,25 @@ type worker struct {
 	// (Run, discard).
 	ring *workerproto.Ring
 	// policyVersion is the policy set the worker preloaded while idle
-	// (Pool.preload), or "".
+	// (Pool.preload) or loaded for its last script, or "".
 	policyVersion string
+
+	// waitDone is closed once the process has been waited for, waitErr
+	// then holding how it ended. mu guards dead: set once the process has
+	// exited and before it is reaped, so that kill, which holds mu, never
+	// signals a pid or group that may have been reused.
+	waitDone chan struct{}
+	waitErr  error
+	mu       sync.Mutex
+	dead     bool
+	// stderrHead keeps the head of the worker's stderr, for the reason of
+	// a crash; errDone is closed when stderr ends.
+	stderrHead *headBuffer
+	errDone    chan struct{}
+	// runs counts the scripts it ran; parkTimer ends it while parked
+	// (reuse.go).
+	runs      int
+	parkTimer *time.Timer
 }
 
 // start starts a worker with its hygiene: its own process group,
@@ -169,13 +186,47 @@ func (p *Pool) start() (*worker, error) {
 	_ = inR.Close()
 	_ = outW.Close()
 	_ = errW.Close()
-	return &worker{cmd: cmd, stdin: inW, stdout: outR, stderr: errR, ring: ring}, nil
+	w := &worker{cmd: cmd, stdin: inW, stdout: outR, stderr: errR, ring: ring,
+		waitDone: make(chan struct{}), stderrHead: &headBuffer{max: stderrKeep}, errDone: make(chan struct{})}
+	go w.wait()
+	go func() { defer close(w.errDone); _, _ = io.Copy(w.stderrHead, w.stderr) }()
+	return w, nil
 }
 
-// kill ends the worker and everything in its process group. It must only
-// be called before the process has been waited for, so the group id cannot
-// have been reused.
+// wait waits for the process to exit, marks it dead, then reaps it.
+func (w *worker) wait() {
+	pid := w.cmd.Process.Pid
+	var info unix.Siginfo
+	for {
+		// WNOWAIT leaves it a zombie: its pid and group stay its own
+		// until the reap below.
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	w.mu.Lock()
+	w.dead = true
+	w.mu.Unlock()
+	w.waitErr = w.cmd.Wait()
+	close(w.waitDone)
+}
+
+// gone reports whether the process has exited.
+func (w *worker) gone() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dead
+}
+
+// kill ends the worker and everything in its process group, unless it
+// has exited already (its pid and group may then be reused).
 func (w *worker) kill() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.dead {
+		return
+	}
 	_ = syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
 	_ = w.cmd.Process.Kill()
 }
@@ -227,7 +278,8 @@ type RunOptions struct {
 func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *End {
 	lim := st.Limits
 	log := cmp.Or(opt.Log, p.cfg.Log)
-	w, poolDone, err := p.get(st.PolicyVersion)
+	key := reuseKey(st)
+	w, poolDone, err := p.get(st.PolicyVersion, key)
 	defer poolDone()
 	if err != nil {
 		log.WithError(err).Error("worker did not start")
@@ -239,11 +291,8 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 		// version itself (workerproto.Preload).
 		st.Policies = opt.Policy.Files()
 	}
-	defer w.stdout.Close()
-	defer w.stderr.Close()
-	defer w.ring.Unmap()
 	pid := w.cmd.Process.Pid
-	log.WithField("pid", pid).Debug("worker started")
+	log.WithFields(logrus.Fields{"pid": pid, "runs": w.runs}).Debug("worker started")
 
 	// The Start message and every Confirm go through one writer, so
 	// frames never interleave on the worker's stdin.
@@ -254,7 +303,18 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 		_ = in.WriteJSON(workerproto.TypeStart, st)
 	}()
 	stdinOnce := sync.OnceFunc(func() { _ = w.stdin.Close() })
-	defer stdinOnce()
+	keep := false // the worker is parked for its principal's next script
+	defer func() {
+		if keep {
+			w.policyVersion = st.PolicyVersion
+			p.park(w, key)
+			return
+		}
+		stdinOnce()
+		_ = w.stdout.Close()
+		_ = w.stderr.Close()
+		_ = w.ring.Unmap()
+	}()
 
 	rd := &workerReader{sink: p.cfg.Audit, clock: p.cfg.Clock, print: opt.Print, decision: opt.Decision,
 		maxOutput: lim.MaxOutput, maxDecisions: lim.MaxOperations, template: opt.Template, confirm: in, ring: w.ring}
@@ -263,11 +323,7 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 		defer close(readDone)
 		rd.run(&quietReader{f: w.stdout, quiet: func() bool { return rd.drain(false) }})
 	}()
-	var stderr bytes.Buffer
-	errDone := make(chan struct{})
-	go func() { defer close(errDone); keepHead(&stderr, w.stderr, stderrKeep) }()
-	waitDone := make(chan error, 1)
-	go func() { waitDone <- w.cmd.Wait() }()
+	waitC := (<-chan struct{})(w.waitDone)
 
 	wall := time.NewTimer(lim.MaxWall + wallGrace)
 	defer wall.Stop()
@@ -284,10 +340,9 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 	// it has already been waited for (its group id may be reused then).
 	kill := func(why *End) {
 		ev.serverKill(why)
-		if !ev.exited {
-			w.kill()
-		}
+		w.kill()
 	}
+loop:
 	for !ev.exited || readC != nil {
 		select {
 		case <-ctxDone:
@@ -312,11 +367,30 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 		case <-readC:
 			readC = nil
 			ev.read(rd)
-			if ev.broken() && !ev.exited {
+			if ev.broken() {
 				w.kill() // nothing more it says is believed
+				continue
 			}
-		case err := <-waitDone:
-			ev.exited, ev.waitErr = true, err
+			if ev.result == nil || ev.exited {
+				continue
+			}
+			if p.reusable(w, &ev, rd) {
+				keep = true
+				break loop
+			}
+			// The worker waits for another script: its stdin ends
+			// instead, and anything it sends meanwhile breaks the
+			// protocol.
+			stdinOnce()
+			again := make(chan struct{})
+			readC = again
+			go func() {
+				defer close(again)
+				rd.run(&quietReader{f: w.stdout, quiet: func() bool { return rd.drain(false) }})
+			}()
+		case <-waitC:
+			waitC = nil
+			ev.exited, ev.waitErr = true, w.waitErr
 			stdinOnce()
 			if readC != nil {
 				// Whatever the worker wrote is in the pipe; a descendant
@@ -345,16 +419,18 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 	if rd.auditErr != nil {
 		log.WithError(rd.auditErr).Warn("audit line not written: worker stopped, session ends")
 	}
-	select {
-	case <-errDone:
-	case <-time.After(drainGrace):
-		_ = w.stderr.Close()
-		<-errDone
+	if !keep {
+		select {
+		case <-w.errDone:
+		case <-time.After(drainGrace):
+			_ = w.stderr.Close()
+			<-w.errDone
+		}
 	}
 
-	end := ev.end(stderr.String(), lim)
+	end := ev.end(w.stderrHead.String(), lim)
 	if ev.result == nil {
-		log.WithFields(map[string]any{"pid": pid, "exit": fmt.Sprint(ev.waitErr), "stderr": tail(stderr.String(), 2048)}).
+		log.WithFields(map[string]any{"pid": pid, "exit": fmt.Sprint(ev.waitErr), "stderr": tail(w.stderrHead.String(), 2048)}).
 			Warn("worker ended without a result")
 	}
 	end.Allowed, end.Denied = rd.allowed, rd.denied
@@ -467,6 +543,10 @@ type workerReader struct {
 	maxDecisions int64
 	confirm      *workerproto.Writer // the worker's stdin, for Confirm messages
 	ring         *workerproto.Ring   // consumer end of the worker's decision ring
+	// fr reads the worker's stdout; made by the first run and kept, so a
+	// second run (after the result, till the end of the pipe) loses no
+	// byte read ahead.
+	fr *workerproto.Reader
 
 	output     int64
 	allowed    int
@@ -501,9 +581,11 @@ func (a *auditFailure) message() string {
 // forwarded. An AuditSync or Sync message is confirmed only once its
 // lines are written; the worker's operation waits for that.
 func (rd *workerReader) run(r io.Reader) {
-	fr := workerproto.NewReader(r, workerproto.DefaultMaxFrame)
+	if rd.fr == nil {
+		rd.fr = workerproto.NewReader(r, workerproto.DefaultMaxFrame)
+	}
 	for {
-		typ, p, err := fr.Next()
+		typ, p, err := rd.fr.Next()
 		if rd.stopped() {
 			return // a quiet-time drain failed: nothing more is handled
 		}
@@ -565,6 +647,9 @@ func (rd *workerReader) run(r io.Reader) {
 			}
 			rd.result = &End{Exit: res.Exit, Err: res.Error, Value: res.Value, Steps: res.Steps,
 				Duration: res.Duration, BytesRead: res.BytesRead, BytesWritten: res.BytesWritten}
+			// A worker may run another script after this one (reuse.go):
+			// Run reads on only if it does not.
+			return
 		default:
 			rd.protoErr = fmt.Errorf("worker: worker sent a %s message", typ)
 			return
@@ -639,13 +724,6 @@ func (rd *workerReader) audit(d workerproto.Decision) error {
 		rd.decision(out)
 	}
 	return nil
-}
-
-// keepHead copies the first n bytes of r into b and discards the rest
-// until r ends.
-func keepHead(b *bytes.Buffer, r io.Reader, n int64) {
-	_, _ = io.Copy(b, io.LimitReader(r, n))
-	_, _ = io.Copy(io.Discard, r)
 }
 
 func tail(s string, n int) string {

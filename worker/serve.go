@@ -23,37 +23,42 @@ import (
 	"github.com/keyhole-dev/keyhole/starlarkrt"
 )
 
-// Serve runs the one script a Start message on in describes and
-// writes its Audit and Print messages and its Result to out. It returns
-// once the Result is written (nil) or the exchange failed (an error; the
-// server then decides the script's end from the worker's exit).
+// Serve runs the scripts Start messages on in describe, one after the
+// other, and writes each one's Audit and Print messages and its Result to
+// out. It returns once the input ends between scripts (nil) or the
+// exchange failed (an error; the server then decides the script's end
+// from the worker's exit).
 //
 // The policy is rebuilt from the Start message's files with
 // authz.LoadFiles and must have the version the server named; a pooled
 // worker may have been sent that version's files before, in a Preload
-// message, and then uses the set it loaded while idle. After the Start
-// message only Confirm messages may come; end of input, or anything else,
-// cancels the script, as the end of a session does. Each audit event is
-// written to out before the operation it records acts, and one whose
-// operation changes the host waits for its Confirm; when it cannot be
-// written or is not confirmed, the operation does not happen.
+// message or a previous Start, and then uses the set it loaded. While a
+// script runs only Confirm messages may come; end of input, or anything
+// else, cancels the script, as the end of a session does, and ends the
+// worker once its Result is written. Each audit event is written to out
+// before the operation it records acts, and one whose operation changes
+// the host waits for its Confirm; when it cannot be written or is not
+// confirmed, the operation does not happen.
 //
 // Serve has no decision ring: every decision goes to out as a
 // message. Main puts them in the ring the server passes instead.
 // Serve changes nothing process-wide; Main also applies the
 // memory and stack limits to the process.
 func Serve(in io.Reader, out io.Writer) error {
-	return serve(in, out, nil, nil)
+	return serve(in, out, nil, nil, nil)
 }
 
-// serve is Serve with the worker's decision ring (nil: none)
-// and a hook that applies the Start message's limits to the process
-// before the script runs.
-func serve(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func(workerproto.Limits) error) error {
+// serve is Serve with the worker's decision ring (nil: none), a hook
+// that applies the Start message's limits to the process before each
+// script runs, and one that cleans up after each script (Main: the
+// orphans of its programs, hostops.Sweep) before its Result is written.
+// When after fails, the Result is still written and serve returns its
+// error, so the worker ends rather than run another script.
+func serve(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func(workerproto.Limits) error, after func() error) error {
 	r := workerproto.NewReader(in, 0)
 	w := workerproto.NewWriter(out)
 	typ, p, err := r.Next()
-	var pre *authz.PolicySet // a pooled worker's preloaded set (preload.go)
+	var pre *authz.PolicySet // the last policy set loaded (preload.go)
 	if err == nil && typ == workerproto.TypePreload {
 		if pre, err = preload(p); err != nil {
 			return fmt.Errorf("worker: preload: %w", err)
@@ -66,57 +71,144 @@ func serve(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func(worke
 	if typ != workerproto.TypeStart {
 		return fmt.Errorf("worker: first message is %s, want start", typ)
 	}
-	var st workerproto.Start
-	if err := workerproto.Decode(typ, p, &st); err != nil {
-		return fmt.Errorf("worker: %w", err)
+	in2 := newInbox(r)
+	for {
+		var st workerproto.Start
+		if err := workerproto.Decode(typ, p, &st); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		t0 := time.Now()
+		ctx, confirmed := in2.begin()
+		ap := &auditPipe{w: w, ring: ring, ctx: ctx, confirmed: confirmed}
+		res, policy := run(ctx, &st, pre, w, ap, t0, apply)
+		if policy != nil {
+			pre = policy
+		}
+		in2.end()
+		var afterErr error
+		if after != nil {
+			afterErr = after()
+		}
+		if err := w.WriteJSON(workerproto.TypeResult, res); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		if afterErr != nil {
+			return afterErr
+		}
+		var ok bool
+		if p, ok = in2.next(); !ok {
+			return nil
+		}
+		typ = workerproto.TypeStart
 	}
-	t0 := time.Now()
+}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ap := &auditPipe{w: w, ring: ring, ctx: ctx, confirmed: make(chan struct{}, 1)}
-	go func() {
-		// After the Start message only Confirm messages come, one per
-		// AuditSync or Sync; anything else, or the end of input, stops
-		// the script.
-		defer cancel()
-		for {
-			typ, p, err := r.Next()
-			if err != nil || typ != workerproto.TypeConfirm || len(p) != 0 {
-				return
-			}
+// inbox reads the worker's stdin after the first Start message, for the
+// worker's whole life. While a script runs, each Confirm goes to it (one
+// per AuditSync or Sync); anything else, or the end of input, cancels the
+// script. Between scripts the next Start is kept for serve; anything
+// else, or the end of input, ends the worker. Its fields are guarded by
+// mu.
+type inbox struct {
+	mu        sync.Mutex
+	cancel    context.CancelFunc // the running script's, or nil between scripts
+	confirmed chan struct{}      // the running script's Confirms
+	starts    chan []byte        // Start payloads; closed when input ends
+	broken    bool               // input ended or broke the protocol
+}
+
+func newInbox(r *workerproto.Reader) *inbox {
+	b := &inbox{starts: make(chan []byte, 1)}
+	go b.read(r)
+	return b
+}
+
+func (b *inbox) read(r *workerproto.Reader) {
+	defer func() {
+		b.mu.Lock()
+		b.broken = true
+		if b.cancel != nil {
+			b.cancel()
+		}
+		b.mu.Unlock()
+		close(b.starts)
+	}()
+	for {
+		typ, p, err := r.Next()
+		if err != nil {
+			return
+		}
+		b.mu.Lock()
+		running := b.cancel != nil
+		confirmed := b.confirmed
+		b.mu.Unlock()
+		switch {
+		case running && typ == workerproto.TypeConfirm && len(p) == 0:
 			select {
-			case ap.confirmed <- struct{}{}:
+			case confirmed <- struct{}{}:
 			default:
 				return // a second Confirm for one AuditSync or Sync
 			}
+		case !running && typ == workerproto.TypeStart:
+			// serve takes it before it starts the script, so a second
+			// Start cannot come before this one is taken: the server
+			// sends one only after the Result of the script before.
+			select {
+			case b.starts <- p:
+			default:
+				return
+			}
+		default:
+			return
 		}
-	}()
-
-	res := run(ctx, &st, pre, w, ap, t0, apply)
-	if err := w.WriteJSON(workerproto.TypeResult, res); err != nil {
-		return fmt.Errorf("worker: %w", err)
 	}
-	return nil
 }
 
-// run runs st's script and returns its Result message. pre is the
-// preloaded policy set, or nil.
-func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *workerproto.Writer, ap *auditPipe, t0 time.Time, apply func(workerproto.Limits) error) *workerproto.Result {
+// begin returns the context and Confirm channel of the script about to
+// run; the context is already cancelled when input has ended.
+func (b *inbox) begin() (context.Context, chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cancel, b.confirmed = cancel, make(chan struct{}, 1)
+	if b.broken {
+		cancel()
+	}
+	return ctx, b.confirmed
+}
+
+// end marks the script done: a Confirm from now on breaks the protocol.
+func (b *inbox) end() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cancel()
+	b.cancel, b.confirmed = nil, nil
+}
+
+// next waits for the next Start message's payload; false when input ended.
+func (b *inbox) next() ([]byte, bool) {
+	p, ok := <-b.starts
+	return p, ok
+}
+
+// run runs st's script and returns its Result message and the policy set
+// it ran with (nil if none loaded). pre is the policy set loaded last, or
+// nil.
+func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *workerproto.Writer, ap *auditPipe, t0 time.Time, apply func(workerproto.Limits) error) (*workerproto.Result, *authz.PolicySet) {
 	fail := func(kind, msg string) *workerproto.Result {
 		return &workerproto.Result{Exit: outcome.ExitFor(kind), Error: &outcome.Error{Kind: kind, Message: msg}}
 	}
 	policy, err := policySnapshot(st, pre)
 	if err != nil {
-		return fail(outcome.KindInternal, err.Error())
+		return fail(outcome.KindInternal, err.Error()), nil
 	}
 	args, err := decodeArgs(st.Args)
 	if err != nil {
-		return fail(hostops.KindInvalidArgument, err.Error())
+		return fail(hostops.KindInvalidArgument, err.Error()), policy
 	}
 	if apply != nil {
 		if err := apply(st.Limits); err != nil {
-			return fail(outcome.KindInternal, fmt.Sprintf("worker: apply limits: %v", err))
+			return fail(outcome.KindInternal, fmt.Sprintf("worker: apply limits: %v", err)), policy
 		}
 	}
 	base := st.Context.Now
@@ -166,7 +258,7 @@ func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *wo
 			out.Value = v
 		}
 	}
-	return out
+	return out, policy
 }
 
 // decodeArgs decodes the request's arguments, a JSON object or nothing;

@@ -64,6 +64,8 @@ func serve(t *testing.T, st *workerproto.Start) (prints []string, events []audit
 			if err := workerproto.Decode(typ, p, res); err != nil {
 				t.Fatal(err)
 			}
+			pw.Close() // no other script: the worker ends
+
 		}
 	}
 	if err := <-served; err != nil {

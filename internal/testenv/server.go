@@ -52,6 +52,8 @@ type Options struct {
 	Log logrus.FieldLogger
 	// WorkerPool is Config.WorkerPool.
 	WorkerPool int
+	// WorkerParked is Config.WorkerParked.
+	WorkerParked int
 	// ServiceManager is Config.ServiceManager.
 	ServiceManager []string
 	// AuditPath is where the audit log is written; "" means audit.log in
@@ -120,14 +122,15 @@ func Start(t testing.TB, opts Options) *Env {
 		worker = TestWorker(t)
 	}
 	srv, err := sshserver.New(sshserver.Config{
-		HostSigners: []gossh.Signer{hostSigner},
-		Auth:        &keys.CertRules{CAs: cas},
-		Policy:      e.Policy,
-		Audit:       aw,
-		Limits:      opts.Limits,
-		Worker:      worker,
-		WorkerPool:  opts.WorkerPool,
-		Log:         opts.Log,
+		HostSigners:  []gossh.Signer{hostSigner},
+		Auth:         &keys.CertRules{CAs: cas},
+		Policy:       e.Policy,
+		Audit:        aw,
+		Limits:       opts.Limits,
+		Worker:       worker,
+		WorkerPool:   opts.WorkerPool,
+		WorkerParked: opts.WorkerParked,
+		Log:          opts.Log,
 
 		ServiceManager: opts.ServiceManager,
 	})

@@ -74,6 +74,10 @@ func NewReader(r io.Reader, max int) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 64<<10), max: max}
 }
 
+// Buffered returns how many bytes the Reader has read from its source
+// and not yet returned in a frame.
+func (r *Reader) Buffered() int { return r.r.Buffered() }
+
 // Next reads the next frame. It returns io.EOF at a clean end between
 // frames and io.ErrUnexpectedEOF for a truncated one. The payload is valid
 // until the next call.
