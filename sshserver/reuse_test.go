@@ -161,4 +161,3 @@ func TestWorkerReuseOff(t *testing.T) {
 		t.Errorf("%d workers parked with parking off", n)
 	}
 }
-
