@@ -3,7 +3,6 @@ package worker
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"runtime/debug"
 
 	"golang.org/x/sys/unix"
@@ -66,15 +65,12 @@ func Main() int {
 
 // afterScript runs between two scripts of a worker the server reuses
 // (Pool): it kills and reaps what the script's programs left behind
-// (hostops.Sweep) and collects the script's garbage, so the next script
-// starts with none of its processes and with the memory it held given back
-// to the runtime. A sweep that fails ends the worker.
+// (hostops.Sweep), so the next script starts with none of its processes.
+// A sweep that fails ends the worker. What the script's values held is
+// garbage the next script cannot reach: it is collected as the runtime
+// goes (and the server does not park a worker holding much).
 func afterScript() error {
-	if err := hostops.Sweep(); err != nil {
-		return err
-	}
-	runtime.GC()
-	return nil
+	return hostops.Sweep()
 }
 
 // openRing maps the decision ring at workerproto.RingFD and closes the

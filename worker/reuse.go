@@ -13,7 +13,7 @@ package worker
 // in its worker is only ever seen by a script that could have read it
 // anyway. And a script leaves nothing by design: each one gets a new
 // interpreter, globals, host and counters; the worker kills and reaps
-// whatever the script's programs left running and collects its garbage
+// whatever the script's programs left running
 // before it reports the script's end (afterScript); and a worker whose
 // script ended in any other way than ok, a script or syntax error or a
 // denial — a limit, a crash, a kill, a cancel, a broken protocol, a line
@@ -33,7 +33,7 @@ import (
 const (
 	// DefaultParked is how many parked workers a pool keeps, over every
 	// principal, when Config.Parked is 0.
-	DefaultParked = 8
+	DefaultParked = 32
 	// parkIdle is how long a worker stays parked before it is ended.
 	parkIdle = 30 * time.Second
 	// maxRuns is how many scripts one worker runs at most.

@@ -15,16 +15,20 @@ import (
 // config is the TOML configuration of "keyhole serve" (DESIGN.md,
 // "Configuration"). Relative paths are relative to the config file.
 type config struct {
-	Listen            string       `toml:"listen"`
-	HostKey           string       `toml:"host_key"`
-	TrustedUserCAKeys string       `toml:"trusted_user_ca_keys"`
-	KeysFile          string       `toml:"keys_file"`
-	RevokedKeys       string       `toml:"revoked_keys"`
-	HostCertificate   string       `toml:"host_certificate"`
-	PolicyDir         string       `toml:"policy_dir"`
-	AuditLog          string       `toml:"audit_log"`
-	ServiceManager    []string     `toml:"service_manager"` // svc.* runs it + action, "--", name; unset: ["systemctl"]
-	Limits            limitsConfig `toml:"limits"`
+	Listen            string   `toml:"listen"`
+	HostKey           string   `toml:"host_key"`
+	TrustedUserCAKeys string   `toml:"trusted_user_ca_keys"`
+	KeysFile          string   `toml:"keys_file"`
+	RevokedKeys       string   `toml:"revoked_keys"`
+	HostCertificate   string   `toml:"host_certificate"`
+	PolicyDir         string   `toml:"policy_dir"`
+	AuditLog          string   `toml:"audit_log"`
+	ServiceManager    []string `toml:"service_manager"` // svc.* runs it + action, "--", name; unset: ["systemctl"]
+	// ParkedWorkers is how many workers are kept for the next script of
+	// the principal whose script they ran (docs/WORKER.md); unset:
+	// worker.DefaultParked, 0: none, every worker runs one script.
+	ParkedWorkers *int         `toml:"parked_workers"`
+	Limits        limitsConfig `toml:"limits"`
 }
 
 type limitsConfig struct {
@@ -77,6 +81,9 @@ func checkLimitsConfig(c *config, path string) error {
 	}
 	if l.MaxMemory.Bytes != 0 && l.MaxMemory.Bytes < minMaxMemory {
 		return fmt.Errorf("config %s: limits.max_memory of %d bytes is below the minimum of 16MiB", path, l.MaxMemory.Bytes)
+	}
+	if c.ParkedWorkers != nil && *c.ParkedWorkers < 0 {
+		return fmt.Errorf("config %s: parked_workers must not be negative (0 turns worker reuse off)", path)
 	}
 	if c.ServiceManager != nil {
 		if len(c.ServiceManager) == 0 {

@@ -188,6 +188,7 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 			MaxConnectionsPerUser: cfg.Limits.MaxConnectionsPerUser,
 		},
 		ServiceManager: cfg.ServiceManager,
+		WorkerParked:   parkedWorkers(cfg.ParkedWorkers),
 	})
 	if err != nil {
 		aw.Close()
@@ -249,4 +250,16 @@ func raiseNoFile(log logrus.FieldLogger) {
 			log.WithError(err).Warn("keyhole: cannot raise the open file limit")
 		}
 	}
+}
+
+// parkedWorkers maps the parked_workers key to sshserver.Config's
+// WorkerParked: unset is the default (0 there), 0 is none (negative there).
+func parkedWorkers(n *int) int {
+	switch {
+	case n == nil:
+		return 0
+	case *n == 0:
+		return -1
+	}
+	return *n
 }
