@@ -44,6 +44,9 @@ type Config struct {
 	Clock func() time.Time
 	// Log is the server log.
 	Log logrus.FieldLogger
+	// Observer, if set, is told of worker starts, the idle workers and
+	// every decision line (observe.go); nil means none.
+	Observer Observer
 }
 
 // Pool keeps started workers waiting for their Start message. Idle
@@ -83,6 +86,7 @@ func (p *Pool) get(version string) (w *worker, done func(), err error) {
 		}
 		w = p.idle[i]
 		p.idle = append(p.idle[:i], p.idle[i+1:]...)
+		p.idleChanged()
 	}
 	p.mu.Unlock()
 	t := time.AfterFunc(refillDelay, p.refill)
@@ -93,7 +97,7 @@ func (p *Pool) get(version string) (w *worker, done func(), err error) {
 	if w != nil {
 		return w, done, nil
 	}
-	w, err = p.start()
+	w, err = p.startObserved()
 	return w, done, err
 }
 
@@ -121,13 +125,14 @@ func (p *Pool) refill() {
 			}
 			return false
 		})
+		p.idleChanged()
 	}
 	for !p.closed && len(p.idle)+p.filling < p.cfg.Size {
 		p.filling++
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			w, err := p.start()
+			w, err := p.startObserved()
 			if err == nil {
 				if err = p.preload(w); err != nil {
 					w.discard()
@@ -137,6 +142,7 @@ func (p *Pool) refill() {
 			p.filling--
 			if err == nil && !p.closed {
 				p.idle = append(p.idle, w)
+				p.idleChanged()
 				w = nil
 			}
 			p.mu.Unlock()
@@ -157,6 +163,7 @@ func (p *Pool) Close() {
 	p.closed = true
 	idle := p.idle
 	p.idle = nil
+	p.idleChanged()
 	p.mu.Unlock()
 	p.wg.Wait()
 	for _, w := range idle {

@@ -257,7 +257,8 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 	defer stdinOnce()
 
 	rd := &workerReader{sink: p.cfg.Audit, clock: p.cfg.Clock, print: opt.Print, decision: opt.Decision,
-		maxOutput: lim.MaxOutput, maxDecisions: lim.MaxOperations, template: opt.Template, confirm: in, ring: w.ring}
+		maxOutput: lim.MaxOutput, maxDecisions: lim.MaxOperations, template: opt.Template, confirm: in, ring: w.ring,
+		observer: p.cfg.Observer}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -467,6 +468,7 @@ type workerReader struct {
 	maxDecisions int64
 	confirm      *workerproto.Writer // the worker's stdin, for Confirm messages
 	ring         *workerproto.Ring   // consumer end of the worker's decision ring
+	observer     Observer            // told of each decision line written, or nil
 
 	output     int64
 	allowed    int
@@ -635,6 +637,7 @@ func (rd *workerReader) audit(d workerproto.Decision) error {
 	if err := rd.sink.Log(out); err != nil {
 		return &auditFailure{action: d.Action, resource: d.Resource, err: err}
 	}
+	observeDecision(rd.observer, d.Action, d.Allow)
 	if rd.decision != nil {
 		rd.decision(out)
 	}

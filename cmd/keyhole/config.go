@@ -24,6 +24,7 @@ type config struct {
 	PolicyDir         string       `toml:"policy_dir"`
 	AuditLog          string       `toml:"audit_log"`
 	ServiceManager    []string     `toml:"service_manager"` // svc.* runs it + action, "--", name; unset: ["systemctl"]
+	MetricsListen     string       `toml:"metrics_listen"`  // host:port of the Prometheus endpoint; "": none (metrics.go)
 	Limits            limitsConfig `toml:"limits"`
 }
 
@@ -218,6 +219,9 @@ func loadConfig(path string) (*config, error) {
 		return nil, err
 	}
 	if err := checkLimitsConfig(&c, path); err != nil {
+		return nil, err
+	}
+	if err := checkMetricsConfig(&c, path); err != nil {
 		return nil, err
 	}
 	dir := filepath.Dir(path)
