@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/keyhole-dev/keyhole/internal/testenv"
+	"github.com/keyhole-dev/keyhole/keys"
+)
+
+// metricsEnv is a server started by startServer with metrics_listen on
+// 127.0.0.1:0, and a client for its user.
+type metricsEnv struct {
+	*reloadEnv
+	url string
+}
+
+func startMetricsEnv(t *testing.T, limits limitsConfig) *metricsEnv {
+	t.Helper()
+	dir := t.TempDir()
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	env, err := makeDevEnv(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startServer(&config{
+		Listen:            "127.0.0.1:0",
+		HostKey:           filepath.Join(dir, "host_key"),
+		TrustedUserCAKeys: filepath.Join(dir, "ca.pub"),
+		PolicyDir:         filepath.Join(dir, "policies"),
+		AuditLog:          filepath.Join(dir, "audit.log"),
+		MetricsListen:     "127.0.0.1:0",
+		Limits:            limits,
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.metrics == nil {
+		t.Fatal("metrics_listen is set but no metrics endpoint started")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.wait(ctx, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("wait: %v", err)
+		}
+		srv.close()
+	})
+	hostPub, err := os.ReadFile(filepath.Join(dir, "host_key.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, _, _, _, err := gossh.ParseAuthorizedKey(hostPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := filepath.Join(dir, "id_ed25519")
+	return &metricsEnv{
+		reloadEnv: &reloadEnv{
+			dir: dir, pdir: filepath.Join(dir, "policies"), sandbox: env.sandbox, srv: srv,
+			client: &gossh.ClientConfig{
+				User:            "dev",
+				Auth:            []gossh.AuthMethod{gossh.PublicKeys(testenv.CertSigner(t, id, id+"-cert.pub"))},
+				HostKeyCallback: gossh.FixedHostKey(hk),
+				Timeout:         30 * time.Second,
+			},
+		},
+		url: "http://" + srv.metrics.Addr() + "/metrics",
+	}
+}
+
+// scrape fetches url over HTTP, without keeping the connection, and
+// parses the text exposition.
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: status %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	return fams
+}
+
+// compareScraped checks the families named by names against the text
+// exposition want.
+func compareScraped(t *testing.T, fams map[string]*dto.MetricFamily, want string, names ...string) {
+	t.Helper()
+	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		out := make([]*dto.MetricFamily, 0, len(fams))
+		for _, name := range slices.Sorted(maps.Keys(fams)) {
+			out = append(out, fams[name])
+		}
+		return out, nil
+	})
+	if err := testutil.GatherAndCompare(g, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+}
+
+// value returns the value of the gauge or counter name whose labels
+// include labels ("k=v" each), or -1 when there is none.
+func value(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	f := fams[name]
+	if f == nil {
+		return -1
+	}
+next:
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			have[lp.GetName()] = lp.GetValue()
+		}
+		for _, l := range labels {
+			k, v, _ := strings.Cut(l, "=")
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return -1
+}
+
+// waitMetric scrapes until cond holds.
+func waitMetric(t *testing.T, url, what string, cond func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
+	t.Helper()
+	var fams map[string]*dto.MetricFamily
+	waitFor(t, what, func() bool {
+		fams = scrape(t, url)
+		return cond(fams)
+	})
+	return fams
+}
+
+// TestMetricsCountSessions runs a known sequence of sessions against the
+// real server and checks that every counter on /metrics matches it
+// exactly.
+func TestMetricsCountSessions(t *testing.T) {
+	e := startMetricsEnv(t, limitsConfig{MaxSteps: 200_000, MaxOutput: size{64 << 10}, MaxWall: duration{60 * time.Second}})
+	// Before any session: the version in force, no sessions, zeroed
+	// result series, a writable audit log.
+	fams := scrape(t, e.url)
+	version := e.srv.policy.Current().Version()
+	compareScraped(t, fams, fmt.Sprintf(`
+# HELP keyhole_policy_info The policy set in force: 1, with its version as a label.
+# TYPE keyhole_policy_info gauge
+keyhole_policy_info{version=%q} 1
+# HELP keyhole_policy_reloads_total Policy reloads, by result (ok: loaded or unchanged; failed: refused, the last good set kept).
+# TYPE keyhole_policy_reloads_total counter
+keyhole_policy_reloads_total{result="failed"} 0
+keyhole_policy_reloads_total{result="ok"} 0
+# HELP keyhole_sessions_open Session channels open now.
+# TYPE keyhole_sessions_open gauge
+keyhole_sessions_open 0
+# HELP keyhole_audit_log_writable 1 while the audit log takes lines, 0 while it does not (sessions and operations are refused).
+# TYPE keyhole_audit_log_writable gauge
+keyhole_audit_log_writable 1
+`, version), "keyhole_policy_info", "keyhole_policy_reloads_total", "keyhole_sessions_open", "keyhole_audit_log_writable",
+		"keyhole_sessions_total", "keyhole_decisions_total", "keyhole_auth_refusals_total", "keyhole_limit_hits_total")
+	for _, name := range []string{"go_goroutines", "process_open_fds", "keyhole_worker_pool_size", "keyhole_script_duration_seconds"} {
+		if fams[name] == nil {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+
+	sandbox := e.sandbox
+	for _, tc := range []struct {
+		name, script string
+		exit         int
+	}{
+		{"allowed-read", fmt.Sprintf("print(fs.read(%q))", sandbox+"/logs/app.log"), 0},
+		{"denied-read", fmt.Sprintf("fs.read(%q)", sandbox+"/secrets/token"), 13},
+		{"denied-read-caught", fmt.Sprintf("v, err = catch(fs.read, %q)\nprint(err.kind)", sandbox+"/secrets/token"), 0},
+		{"script-error", `fail("boom")`, 1},
+		{"syntax-error", `print(`, 2},
+		{"step-limit", "x = 0\nfor i in range(10000000):\n    x += i", 124},
+		{"output-limit", `print("x" * 100000)`, 124},
+	} {
+		exit, stderr, err := e.run(tc.script)
+		if err != nil || exit != tc.exit {
+			t.Fatalf("%s: exit %d (%v), want %d; stderr %q", tc.name, exit, err, tc.exit, stderr)
+		}
+	}
+	// A key the server does not accept.
+	_, stranger, err := keys.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := gossh.NewSignerFromKey(stranger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := *e.client
+	bad.Auth = []gossh.AuthMethod{gossh.PublicKeys(signer)}
+	if c, err := gossh.Dial("tcp", e.srv.addr(), &bad); err == nil {
+		c.Close()
+		t.Fatal("a key the server does not know logged in")
+	}
+	// A session that runs nothing: opened and closed.
+	c, err := gossh.Dial("tcp", e.srv.addr(), e.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	c.Close()
+
+	// Every script session's counters are updated before its client
+	// learns the exit status; the empty session ends on its own time,
+	// and the pool refills after the last script.
+	fams = waitMetric(t, e.url, "the empty session to end and the pool to refill", func(f map[string]*dto.MetricFamily) bool {
+		return value(f, "keyhole_sessions_open") == 0 && value(f, "keyhole_sessions_total", "transport=none") == 1 &&
+			value(f, "keyhole_worker_pool_size") == 2
+	})
+	compareScraped(t, fams, `
+# HELP keyhole_sessions_total Sessions ended, by transport (script, sftp, none) and exit status (none when no script ran).
+# TYPE keyhole_sessions_total counter
+keyhole_sessions_total{exit="0",transport="script"} 2
+keyhole_sessions_total{exit="1",transport="script"} 1
+keyhole_sessions_total{exit="2",transport="script"} 1
+keyhole_sessions_total{exit="13",transport="script"} 1
+keyhole_sessions_total{exit="124",transport="script"} 2
+keyhole_sessions_total{exit="none",transport="none"} 1
+# HELP keyhole_sessions_open Session channels open now.
+# TYPE keyhole_sessions_open gauge
+keyhole_sessions_open 0
+# HELP keyhole_decisions_total Authorization decisions written to the audit log, by action and outcome (allow, deny).
+# TYPE keyhole_decisions_total counter
+keyhole_decisions_total{action="read",outcome="allow"} 1
+keyhole_decisions_total{action="read",outcome="deny"} 2
+# HELP keyhole_auth_refusals_total Connections or keys refused before authentication completed, by reason.
+# TYPE keyhole_auth_refusals_total counter
+keyhole_auth_refusals_total{reason="not a certificate"} 1
+# HELP keyhole_limit_hits_total Scripts ended with LIMIT_EXCEEDED, by the limit that ended them.
+# TYPE keyhole_limit_hits_total counter
+keyhole_limit_hits_total{limit="output"} 1
+keyhole_limit_hits_total{limit="steps"} 1
+# HELP keyhole_worker_starts_total Worker processes started, by result (ok, failed).
+# TYPE keyhole_worker_starts_total counter
+keyhole_worker_starts_total{result="failed"} 0
+keyhole_worker_starts_total{result="ok"} 9
+# HELP keyhole_worker_pool_size Started workers idle in the pool, waiting for a script.
+# TYPE keyhole_worker_pool_size gauge
+keyhole_worker_pool_size 2
+`, "keyhole_sessions_total", "keyhole_sessions_open", "keyhole_decisions_total", "keyhole_auth_refusals_total",
+		"keyhole_limit_hits_total", "keyhole_worker_starts_total", "keyhole_worker_pool_size", "keyhole_sessions_refused_total")
+	// Seven scripts ran in a worker, each observed once.
+	if n := value(fams, "keyhole_script_duration_seconds"); n != 7 {
+		t.Errorf("keyhole_script_duration_seconds_count = %v, want 7", n)
+	}
+	// The decision counters agree with the audit log's decision lines.
+	var allow, deny int
+	for _, ev := range e.auditEvents(t) {
+		if ev["event"] == "decision" {
+			if ev["decision"] == "allow" {
+				allow++
+			} else {
+				deny++
+			}
+		}
+	}
+	if allow != 1 || deny != 2 {
+		t.Errorf("audit log has %d allow and %d deny decision lines, want 1 and 2", allow, deny)
+	}
+}
