@@ -28,6 +28,9 @@ func checkMetricsConfig(c *config, path string) error {
 		return &hinted{fmt.Errorf("config %s: metrics_listen %q: %s", path, a, why),
 			`write it as host:port, e.g. metrics_listen = "127.0.0.1:9100", or leave it out for no metrics endpoint`}
 	}
+	if strings.Contains(a, "://") {
+		return bad("a URL, not host:port")
+	}
 	host, port, err := net.SplitHostPort(a)
 	if err != nil {
 		return bad("not host:port")
