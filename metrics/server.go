@@ -30,7 +30,7 @@ type Server struct {
 func Listen(addr string, m *Metrics) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: listen: %w", err)
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	return Serve(ln, m), nil
 }

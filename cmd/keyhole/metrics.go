@@ -97,7 +97,7 @@ func startMetrics(cfg *config, m *metrics.Metrics, errc chan<- error) (*metrics.
 	}
 	ms, err := metrics.Listen(cfg.MetricsListen, m)
 	if err != nil {
-		return nil, fmt.Errorf("metrics_listen %s: %w", cfg.MetricsListen, err)
+		return nil, fmt.Errorf("metrics_listen: %w", err)
 	}
 	go func() {
 		if err := <-ms.Done(); err != nil {

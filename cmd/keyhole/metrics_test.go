@@ -31,7 +31,18 @@ type metricsEnv struct {
 	url string
 }
 
-func startMetricsEnv(t *testing.T, limits limitsConfig) *metricsEnv {
+// metricsWritePolicy lets role dev write under out/ (%[1]s: the sandbox).
+const metricsWritePolicy = `
+@id("dev-out-write")
+permit (principal in Keyhole::Role::"dev",
+        action in [Keyhole::Action::"write", Keyhole::Action::"create"],
+        resource in Keyhole::Dir::"%[1]s/out");
+`
+
+// startMetricsEnv starts the "keyhole dev" layout with metricsWritePolicy
+// and files (sandbox-relative names) added; auditLog "" means audit.log in
+// its directory.
+func startMetricsEnv(t *testing.T, limits limitsConfig, files map[string]string, auditLog string) *metricsEnv {
 	t.Helper()
 	dir := t.TempDir()
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
@@ -41,12 +52,27 @@ func startMetricsEnv(t *testing.T, limits limitsConfig) *metricsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "policies", "write.cedar"), []byte(fmt.Sprintf(metricsWritePolicy, env.sandbox)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		p := filepath.Join(env.sandbox, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if auditLog == "" {
+		auditLog = filepath.Join(dir, "audit.log")
+	}
 	srv, err := startServer(&config{
 		Listen:            "127.0.0.1:0",
 		HostKey:           filepath.Join(dir, "host_key"),
 		TrustedUserCAKeys: filepath.Join(dir, "ca.pub"),
 		PolicyDir:         filepath.Join(dir, "policies"),
-		AuditLog:          filepath.Join(dir, "audit.log"),
+		AuditLog:          auditLog,
 		MetricsListen:     "127.0.0.1:0",
 		Limits:            limits,
 	}, io.Discard)
@@ -172,7 +198,9 @@ func waitMetric(t *testing.T, url, what string, cond func(map[string]*dto.Metric
 // real server and checks that every counter on /metrics matches it
 // exactly.
 func TestMetricsCountSessions(t *testing.T) {
-	e := startMetricsEnv(t, limitsConfig{MaxSteps: 200_000, MaxOutput: size{64 << 10}, MaxWall: duration{60 * time.Second}})
+	e := startMetricsEnv(t, limitsConfig{MaxSteps: 200_000, MaxOutput: size{64 << 10}, MaxWall: duration{60 * time.Second},
+		MaxRead: size{4 << 10}, MaxWrite: size{1 << 10}, MaxOperations: 20},
+		map[string]string{"logs/big.log": strings.Repeat("x", 8<<10), "out/.keep": ""}, "")
 	// Before any session: the version in force, no sessions, zeroed
 	// result series, a writable audit log.
 	fams := scrape(t, e.url)
@@ -211,6 +239,9 @@ keyhole_audit_log_writable 1
 		{"syntax-error", `print(`, 2},
 		{"step-limit", "x = 0\nfor i in range(10000000):\n    x += i", 124},
 		{"output-limit", `print("x" * 100000)`, 124},
+		{"read-limit", fmt.Sprintf("fs.read(%q)", sandbox+"/logs/big.log"), 124},
+		{"write-limit", fmt.Sprintf("fs.write(%q, %q)", sandbox+"/out/a.txt", strings.Repeat("y", 2000)), 124},
+		{"operation-limit", fmt.Sprintf("for i in range(30):\n    fs.exists(%q)", sandbox+"/logs/app.log"), 124},
 	} {
 		exit, stderr, err := e.run(tc.script)
 		if err != nil || exit != tc.exit {
@@ -258,34 +289,41 @@ keyhole_sessions_total{exit="0",transport="script"} 2
 keyhole_sessions_total{exit="1",transport="script"} 1
 keyhole_sessions_total{exit="2",transport="script"} 1
 keyhole_sessions_total{exit="13",transport="script"} 1
-keyhole_sessions_total{exit="124",transport="script"} 2
+keyhole_sessions_total{exit="124",transport="script"} 5
 keyhole_sessions_total{exit="none",transport="none"} 1
 # HELP keyhole_sessions_open Session channels open now.
 # TYPE keyhole_sessions_open gauge
 keyhole_sessions_open 0
 # HELP keyhole_decisions_total Authorization decisions written to the audit log, by action and outcome (allow, deny).
 # TYPE keyhole_decisions_total counter
-keyhole_decisions_total{action="read",outcome="allow"} 1
+keyhole_decisions_total{action="create",outcome="allow"} 1
+keyhole_decisions_total{action="read",outcome="allow"} 2
 keyhole_decisions_total{action="read",outcome="deny"} 2
+keyhole_decisions_total{action="stat",outcome="allow"} 20
+keyhole_decisions_total{action="stat",outcome="deny"} 1
 # HELP keyhole_auth_refusals_total Connections or keys refused before authentication completed, by reason.
 # TYPE keyhole_auth_refusals_total counter
 keyhole_auth_refusals_total{reason="not a certificate"} 1
 # HELP keyhole_limit_hits_total Scripts ended with LIMIT_EXCEEDED, by the limit that ended them.
 # TYPE keyhole_limit_hits_total counter
+keyhole_limit_hits_total{limit="operations"} 1
 keyhole_limit_hits_total{limit="output"} 1
+keyhole_limit_hits_total{limit="read"} 1
 keyhole_limit_hits_total{limit="steps"} 1
+keyhole_limit_hits_total{limit="write"} 1
 # HELP keyhole_worker_starts_total Worker processes started, by result (ok, failed).
 # TYPE keyhole_worker_starts_total counter
 keyhole_worker_starts_total{result="failed"} 0
-keyhole_worker_starts_total{result="ok"} 9
+keyhole_worker_starts_total{result="ok"} 12
 # HELP keyhole_worker_pool_size Started workers idle in the pool, waiting for a script.
 # TYPE keyhole_worker_pool_size gauge
 keyhole_worker_pool_size 2
 `, "keyhole_sessions_total", "keyhole_sessions_open", "keyhole_decisions_total", "keyhole_auth_refusals_total",
 		"keyhole_limit_hits_total", "keyhole_worker_starts_total", "keyhole_worker_pool_size", "keyhole_sessions_refused_total")
-	// Seven scripts ran in a worker, each observed once.
-	if n := value(fams, "keyhole_script_duration_seconds"); n != 7 {
-		t.Errorf("keyhole_script_duration_seconds_count = %v, want 7", n)
+	// Ten scripts ran in a worker, each observed once; each took a
+	// worker, and two more wait in the pool (the starts above).
+	if n := value(fams, "keyhole_script_duration_seconds"); n != 10 {
+		t.Errorf("keyhole_script_duration_seconds_count = %v, want 10", n)
 	}
 	// The decision counters agree with the audit log's decision lines.
 	var allow, deny int
@@ -298,7 +336,7 @@ keyhole_worker_pool_size 2
 			}
 		}
 	}
-	if allow != 1 || deny != 2 {
-		t.Errorf("audit log has %d allow and %d deny decision lines, want 1 and 2", allow, deny)
+	if allow != 23 || deny != 3 {
+		t.Errorf("audit log has %d allow and %d deny decision lines, want 23 and 3", allow, deny)
 	}
 }
