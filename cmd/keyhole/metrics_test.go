@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -338,5 +339,135 @@ keyhole_worker_pool_size 2
 	}
 	if allow != 23 || deny != 3 {
 		t.Errorf("audit log has %d allow and %d deny decision lines, want 23 and 3", allow, deny)
+	}
+}
+
+// TestMetricsAuditLogUnwritable runs the server with its audit log on
+// /dev/full: the first session is refused when its session.start line
+// fails, every later key is refused, and the gauge says the log is
+// unwritable.
+func TestMetricsAuditLogUnwritable(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	e := startMetricsEnv(t, limitsConfig{}, nil, "/dev/full")
+	c, err := gossh.Dial("tcp", e.srv.addr(), e.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NewSession(); err == nil || !strings.Contains(err.Error(), "audit log unwritable") {
+		t.Errorf("session on a full audit log: %v, want refused", err)
+	}
+	c.Close()
+	if c, err := gossh.Dial("tcp", e.srv.addr(), e.client); err == nil {
+		c.Close()
+		t.Fatal("logged in while the audit log is unwritable")
+	}
+	compareScraped(t, scrape(t, e.url), `
+# HELP keyhole_audit_log_writable 1 while the audit log takes lines, 0 while it does not (sessions and operations are refused).
+# TYPE keyhole_audit_log_writable gauge
+keyhole_audit_log_writable 0
+# HELP keyhole_auth_refusals_total Connections or keys refused before authentication completed, by reason.
+# TYPE keyhole_auth_refusals_total counter
+keyhole_auth_refusals_total{reason="audit log unwritable"} 1
+# HELP keyhole_sessions_refused_total Session channels refused before they opened, by reason.
+# TYPE keyhole_sessions_refused_total counter
+keyhole_sessions_refused_total{reason="audit log unwritable"} 1
+# HELP keyhole_sessions_open Session channels open now.
+# TYPE keyhole_sessions_open gauge
+keyhole_sessions_open 0
+`, "keyhole_audit_log_writable", "keyhole_auth_refusals_total", "keyhole_sessions_refused_total", "keyhole_sessions_open",
+		"keyhole_sessions_total")
+}
+
+// TestMetricsPolicyReloads changes the policy directory under the
+// running server: a bad set is refused (failed, the version kept), a good
+// one loaded (ok, the new version the only one), and SIGHUP's reload of
+// an unchanged directory counts as ok.
+func TestMetricsPolicyReloads(t *testing.T) {
+	e := startMetricsEnv(t, limitsConfig{}, nil, "")
+	first := e.srv.policy.Current().Version()
+	bad := filepath.Join(e.pdir, "bad.cedar")
+	if err := os.WriteFile(bad, []byte("permit (principal, action, resource"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fams := waitMetric(t, e.url, "the refused reload", func(f map[string]*dto.MetricFamily) bool {
+		return value(f, "keyhole_policy_reloads_total", "result=failed") == 1
+	})
+	compareScraped(t, fams, fmt.Sprintf(`
+# HELP keyhole_policy_info The policy set in force: 1, with its version as a label.
+# TYPE keyhole_policy_info gauge
+keyhole_policy_info{version=%q} 1
+# HELP keyhole_policy_last_reload_ok 1 when the last policy reload (or the load at start) succeeded, 0 when it was refused.
+# TYPE keyhole_policy_last_reload_ok gauge
+keyhole_policy_last_reload_ok 0
+# HELP keyhole_policy_reloads_total Policy reloads, by result (ok: loaded or unchanged; failed: refused, the last good set kept).
+# TYPE keyhole_policy_reloads_total counter
+keyhole_policy_reloads_total{result="failed"} 1
+keyhole_policy_reloads_total{result="ok"} 0
+`, first), "keyhole_policy_info", "keyhole_policy_last_reload_ok", "keyhole_policy_reloads_total")
+
+	if err := os.WriteFile(bad, []byte("@id(\"more\")\nforbid (principal, action, resource in Keyhole::Dir::\"/etc\");\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, e.url, "the good reload", func(f map[string]*dto.MetricFamily) bool {
+		return value(f, "keyhole_policy_reloads_total", "result=ok") == 1
+	})
+	second := e.srv.policy.Current().Version()
+	if second == first {
+		t.Fatal("the policy version did not change")
+	}
+	// What a SIGHUP does: the directory is read again, unchanged.
+	if _, _, err := e.srv.policy.Reload("sighup"); err != nil {
+		t.Fatal(err)
+	}
+	compareScraped(t, scrape(t, e.url), fmt.Sprintf(`
+# HELP keyhole_policy_info The policy set in force: 1, with its version as a label.
+# TYPE keyhole_policy_info gauge
+keyhole_policy_info{version=%q} 1
+# HELP keyhole_policy_last_reload_ok 1 when the last policy reload (or the load at start) succeeded, 0 when it was refused.
+# TYPE keyhole_policy_last_reload_ok gauge
+keyhole_policy_last_reload_ok 1
+# HELP keyhole_policy_reloads_total Policy reloads, by result (ok: loaded or unchanged; failed: refused, the last good set kept).
+# TYPE keyhole_policy_reloads_total counter
+keyhole_policy_reloads_total{result="failed"} 1
+keyhole_policy_reloads_total{result="ok"} 2
+`, second), "keyhole_policy_info", "keyhole_policy_last_reload_ok", "keyhole_policy_reloads_total")
+}
+
+// TestServeMetricsListenInUse: serve stops with an error naming
+// metrics_listen when its address is taken, and leaves nothing running
+// (the package's leak check sees any goroutine left behind).
+func TestServeMetricsListenInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	if _, err := makeDevEnv(dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "keyhole.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listen = "127.0.0.1:0"
+metrics_listen = %q
+host_key = "host_key"
+trusted_user_ca_keys = "ca.pub"
+policy_dir = "policies"
+audit_log = "audit.log"
+`, taken.Addr().String())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	err = cmdServe(context.Background(), []string{"--config", cfg, "--addr-file", filepath.Join(dir, "addr")}, io.Discard, &stderr)
+	want := "metrics_listen: metrics: listen tcp " + taken.Addr().String() + ": bind: address already in use"
+	if err == nil || err.Error() != want {
+		t.Fatalf("serve with metrics_listen taken: %v, want %q", err, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "addr")); err == nil {
+		t.Error("serve wrote its address although it did not start")
+	}
+	if strings.Contains(stderr.String(), "listening on") {
+		t.Errorf("serve said it was listening: %s", stderr.String())
 	}
 }
