@@ -1,6 +1,10 @@
 package sshserver
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/keyhole-dev/keyhole/keys"
@@ -70,4 +74,76 @@ func TestAuthRefusalLabel(t *testing.T) {
 			t.Errorf("session refusal %q = %q, want %q", tc.reason, got, tc.want)
 		}
 	}
+}
+
+// TestMetricsDocLabelValues checks that docs/metrics.md lists exactly the
+// refusal reasons and limits this package counts by.
+func TestMetricsDocLabelValues(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := func(label, metric string) []string {
+		for _, line := range strings.Split(string(b), "\n") {
+			cells := strings.Split(strings.Trim(line, "|"), "|")
+			if len(cells) == 3 && strings.TrimSpace(cells[0]) == "`"+label+"`" && strings.Contains(cells[1], "`"+metric+"`") {
+				return ticked(cells[2])
+			}
+		}
+		t.Fatalf("docs/metrics.md has no values of %s for %s", label, metric)
+		return nil
+	}
+	keysOf := func(m map[string]bool) []string {
+		out := []string{"other"}
+		for k := range m {
+			out = append(out, k)
+		}
+		return out
+	}
+	var limits []string
+	for _, n := range limitNames {
+		limits = append(limits, n.limit)
+	}
+	limits = append(limits, "other")
+	for _, tc := range []struct {
+		label, metric string
+		code          []string
+	}{
+		{"reason", "keyhole_auth_refusals_total", keysOf(authRefusalReasons)},
+		{"reason", "keyhole_sessions_refused_total", keysOf(sessionRefusalReasons)},
+		{"limit", "keyhole_limit_hits_total", limits},
+	} {
+		doc := documented(tc.label, tc.metric)
+		slices.Sort(doc)
+		code := slices.Compact(slices.Sorted(slices.Values(tc.code)))
+		if !slices.Equal(doc, code) {
+			t.Errorf("%s of %s: docs/metrics.md lists %q, the code counts by %q", tc.label, tc.metric, doc, code)
+		}
+	}
+}
+
+// ticked returns the backticked words of a table cell that are outside
+// parentheses (those inside explain, they are not values).
+func ticked(s string) []string {
+	var out []string
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case '`':
+			j := strings.IndexByte(s[i+1:], '`')
+			if j < 0 {
+				return out
+			}
+			if depth == 0 {
+				out = append(out, s[i+1:i+1+j])
+			}
+			i += j + 1
+		}
+	}
+	return out
 }
