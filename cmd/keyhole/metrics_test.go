@@ -86,12 +86,18 @@ func startMetricsEnv(t *testing.T, limits limitsConfig, files map[string]string,
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.wait(ctx, nil) }()
+	maddr := srv.metrics.Addr()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("wait: %v", err)
 		}
 		srv.close()
+		// The endpoint closes with the server.
+		if c, err := net.Dial("tcp", maddr); err == nil {
+			c.Close()
+			t.Errorf("metrics endpoint %s still accepts connections after close", maddr)
+		}
 	})
 	hostPub, err := os.ReadFile(filepath.Join(dir, "host_key.pub"))
 	if err != nil {
