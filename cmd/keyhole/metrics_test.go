@@ -284,10 +284,13 @@ keyhole_audit_log_writable 1
 
 	// Every script session's counters are updated before its client
 	// learns the exit status; the empty session ends on its own time,
-	// and the pool refills after the last script.
+	// and the pool refills after the last script: ten workers ran the
+	// scripts and two wait. A scrape is not one instant (collectors are
+	// read one after another), so the steady state is waited for, then
+	// every counter compared; a count past it would never match.
 	fams = waitMetric(t, e.url, "the empty session to end and the pool to refill", func(f map[string]*dto.MetricFamily) bool {
 		return value(f, "keyhole_sessions_open") == 0 && value(f, "keyhole_sessions_total", "transport=none") == 1 &&
-			value(f, "keyhole_worker_pool_size") == 2
+			value(f, "keyhole_worker_pool_size") == 2 && value(f, "keyhole_worker_starts_total", "result=ok") == 12
 	})
 	compareScraped(t, fams, `
 # HELP keyhole_sessions_total Sessions ended, by transport (script, sftp, none) and exit status (none when no script ran).
