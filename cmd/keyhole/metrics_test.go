@@ -480,3 +480,43 @@ audit_log = "audit.log"
 		t.Errorf("serve said it was listening: %s", stderr.String())
 	}
 }
+
+// TestMetricsSessionCap: a session past limits.max_sessions is counted as
+// refused, with the cap's reason and without its number, and the open
+// gauge shows the one that holds the slot.
+func TestMetricsSessionCap(t *testing.T) {
+	e := startMetricsEnv(t, limitsConfig{MaxSessions: 1, MaxWall: duration{60 * time.Second}, MaxSteps: 1 << 40}, nil, "")
+	c, err := gossh.Dial("tcp", e.srv.addr(), e.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	busy, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := busy.Start("while True:\n    pass"); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, e.url, "the busy session to open", func(f map[string]*dto.MetricFamily) bool {
+		return value(f, "keyhole_sessions_open") == 1
+	})
+	if _, err := c.NewSession(); err == nil || !strings.Contains(err.Error(), "too many sessions") {
+		t.Fatalf("second session: %v, want refused", err)
+	}
+	compareScraped(t, scrape(t, e.url), `
+# HELP keyhole_sessions_refused_total Session channels refused before they opened, by reason.
+# TYPE keyhole_sessions_refused_total counter
+keyhole_sessions_refused_total{reason="too many sessions"} 1
+# HELP keyhole_sessions_open Session channels open now.
+# TYPE keyhole_sessions_open gauge
+keyhole_sessions_open 1
+`, "keyhole_sessions_refused_total", "keyhole_sessions_open")
+	busy.Close()
+	fams := waitMetric(t, e.url, "the busy session to end", func(f map[string]*dto.MetricFamily) bool {
+		return value(f, "keyhole_sessions_open") == 0
+	})
+	if n := value(fams, "keyhole_sessions_total", "transport=script", "exit=125"); n != 1 {
+		t.Errorf("the ended busy session counts %v times as script/125, want 1", n)
+	}
+}
