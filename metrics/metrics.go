@@ -158,7 +158,6 @@ func (m *Metrics) SessionEnded(transport string, exit int) {
 	if m == nil {
 		return
 	}
-	m.sessionsOpen.Dec()
 	e := None
 	if exit >= 0 {
 		e = strconv.Itoa(exit)
@@ -167,6 +166,7 @@ func (m *Metrics) SessionEnded(transport string, exit int) {
 		transport = None
 	}
 	m.sessions.WithLabelValues(transport, e).Inc()
+	m.sessionsOpen.Dec()
 }
 
 // SessionRefused counts a session channel refused before it opened.
