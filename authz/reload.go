@@ -47,6 +47,12 @@ type StoreOptions struct {
 	Debounce time.Duration
 	// Clock stamps audit events; nil means time.Now.
 	Clock func() time.Time
+	// OnReload, if set, is called after every reload that read the
+	// directory (loaded, unchanged or refused), with the version in force
+	// afterwards and the error of a refused set. It is called with the
+	// store's reload lock held, so calls come in the order of the reloads;
+	// it must not call Reload.
+	OnReload func(version string, err error)
 }
 
 // Store holds the policy set a server decides with and replaces it when
@@ -143,9 +149,12 @@ func readDir(dir string) dirRead {
 // the current one; auditSame says whether a set found unchanged is
 // audited. s.mu must be held, and r read under it, so that a reload never
 // puts back what an earlier read saw after a later one took effect.
-func (s *Store) apply(trigger string, r dirRead, auditSame bool) (string, bool, error) {
+func (s *Store) apply(trigger string, r dirRead, auditSame bool) (version string, changed bool, err error) {
+	if s.opts.OnReload != nil {
+		defer func() { s.opts.OnReload(version, err) }()
+	}
 	old := s.cur.Load()
-	err := r.err
+	err = r.err
 	var set *PolicySet
 	if err == nil {
 		set, err = load(s.dir, r.files, r.errs)

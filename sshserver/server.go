@@ -117,6 +117,9 @@ type Config struct {
 	// ServiceManager is the command svc.* runs (hostops.Host's field of
 	// that name); empty means hostops.DefaultServiceManager().
 	ServiceManager []string
+	// Observer, if set, is told of sessions, refusals, decisions, limits
+	// and the worker pool, for metrics (observe.go); nil means none.
+	Observer Observer
 }
 
 // Server is a keyhole SSH server.
@@ -186,7 +189,8 @@ func New(cfg Config) (*Server, error) {
 		poolSize = DefaultWorkerPool
 	}
 	s.pool = worker.NewPool(worker.Config{Command: cfg.Worker, Size: poolSize, Policy: cfg.Policy.Current,
-		Audit: cfg.Audit, Clock: cfg.Clock, Log: cfg.Log, Parked: cfg.WorkerParked})
+		Audit: cfg.Audit, Clock: cfg.Clock, Log: cfg.Log, Parked: cfg.WorkerParked,
+		Observer: workerObserver(cfg.Observer)})
 	signers := make([]gliderssh.Signer, len(cfg.HostSigners))
 	for i, hs := range cfg.HostSigners {
 		signers[i] = hs
@@ -288,6 +292,7 @@ func (s *Server) publicKey(conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh
 	if err := s.auditReady(); err != nil {
 		// Nothing a session does could be recorded: no key gets in.
 		s.cfg.Log.WithError(err).WithField("source", hostOf(conn.RemoteAddr())).Warn("authentication refused: audit log unwritable")
+		s.observeAuthRefused(reasonAuditUnwritable)
 		return nil, errors.New("permission denied")
 	}
 	id, err := s.cfg.Auth.Check(key, conn.User(), conn.RemoteAddr())
@@ -392,6 +397,7 @@ func (s *Server) refuseConn(src net.Addr, e audit.Event) {
 	e.Time = s.cfg.Clock()
 	e.Event = audit.AuthRefused
 	e.Source = hostOf(src)
+	s.observeAuthRefused(e.Reason)
 	s.refusals.log(addrOf(src), e)
 }
 

@@ -51,6 +51,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 	}
 	if err := s.auditReady(); err != nil {
 		s.cfg.Log.WithError(err).WithField("user", id.UserID).Warn("session refused: audit log unwritable")
+		s.observeSessionRefused(reasonAuditUnwritable)
 		_ = nc.Reject(gossh.ResourceShortage, "keyhole: "+msgAuditSessionRefused)
 		return
 	}
@@ -60,6 +61,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		if s.countRefusal(cs, conn, "channel session") {
 			s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel session", Reason: "no policy loaded"})
 		}
+		s.observeSessionRefused("no policy loaded")
 		_ = nc.Reject(gossh.ResourceShortage, "keyhole: no policy loaded")
 		return
 	}
@@ -68,6 +70,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		if s.countRefusal(cs, conn, "channel session") {
 			s.auditConn(conn, audit.Event{Event: audit.RequestRefused, Request: "channel session", Reason: reason})
 		}
+		s.observeSessionRefused(reason)
 		_ = nc.Reject(gossh.ResourceShortage, "keyhole: "+reason)
 		return
 	}
@@ -95,6 +98,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 	// session that cannot be recorded is refused with the reason.
 	if err := ss.log(audit.Event{Event: audit.SessionStart}); err != nil {
 		s.cfg.Log.WithError(err).WithField("session", ss.sid).Warn("session refused: audit log unwritable")
+		s.observeSessionRefused(reasonAuditUnwritable)
 		_ = nc.Reject(gossh.ResourceShortage, "keyhole: "+msgAuditSessionRefused)
 		return
 	}
@@ -105,6 +109,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 	}
 	ss.ch = ch
 	ss.release = release
+	ss.observeOpened()
 	if exit := ss.serve(ctx, reqs); !ss.ended {
 		ss.end(exit)
 	}
@@ -121,6 +126,7 @@ func (ss *session) end(exit int) {
 	ss.release()
 	ss.ended = true
 	_ = ss.log(e) // the session is over: nothing is left to stop
+	ss.observeEnded(exit)
 }
 
 // msgAuditSessionRefused is what a client is told when its session cannot
@@ -352,6 +358,7 @@ func (ss *session) finish(exit int, err *outcome.Error) int {
 		}
 		_, _ = io.WriteString(ss.ch.Stderr(), line)
 	}
+	ss.observeFinish(err)
 	ss.end(exit)
 	_, _ = ss.ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{uint32(exit)}))
 	_ = ss.ch.CloseWrite()

@@ -39,6 +39,7 @@ const DefaultWorkerPool = 2
 // only what each operation decided.
 func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, event audit.Event, opt worker.RunOptions) *worker.End {
 	defer ss.scriptRunning()() // idle.go: a running script keeps its connection
+	defer ss.observeRun()()
 	opt.Template = event
 	opt.Policy = ss.policy
 	opt.Log = ss.s.cfg.Log.WithField("session", ss.sid)

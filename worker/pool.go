@@ -48,6 +48,9 @@ type Config struct {
 	// keeps for the next script of the same principal (reuse.go): 0
 	// means DefaultParked, negative none (every worker runs one script).
 	Parked int
+	// Observer, if set, is told of worker starts, the idle workers and
+	// every decision line (observe.go); nil means none.
+	Observer Observer
 }
 
 // Pool keeps started workers waiting for their Start message. Idle
@@ -95,6 +98,7 @@ func (p *Pool) get(version, key string) (w *worker, done func(), err error) {
 		}
 		w = p.idle[i]
 		p.idle = append(p.idle[:i], p.idle[i+1:]...)
+		p.idleChanged()
 	}
 	p.mu.Unlock()
 	t := time.AfterFunc(refillDelay, p.refill)
@@ -105,7 +109,7 @@ func (p *Pool) get(version, key string) (w *worker, done func(), err error) {
 	if w != nil {
 		return w, done, nil
 	}
-	w, err = p.start()
+	w, err = p.startObserved()
 	return w, done, err
 }
 
@@ -133,13 +137,14 @@ func (p *Pool) refill() {
 			}
 			return false
 		})
+		p.idleChanged()
 	}
 	for !p.closed && len(p.idle)+p.filling < p.cfg.Size {
 		p.filling++
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			w, err := p.start()
+			w, err := p.startObserved()
 			if err == nil {
 				if err = p.preload(w); err != nil {
 					w.discard()
@@ -149,6 +154,7 @@ func (p *Pool) refill() {
 			p.filling--
 			if err == nil && !p.closed {
 				p.idle = append(p.idle, w)
+				p.idleChanged()
 				w = nil
 			}
 			p.mu.Unlock()
@@ -169,6 +175,7 @@ func (p *Pool) Close() {
 	p.closed = true
 	idle := append(p.idle, p.closeParked()...)
 	p.idle = nil
+	p.idleChanged()
 	p.mu.Unlock()
 	p.wg.Wait()
 	for _, w := range idle {

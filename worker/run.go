@@ -317,7 +317,8 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 	}()
 
 	rd := &workerReader{sink: p.cfg.Audit, clock: p.cfg.Clock, print: opt.Print, decision: opt.Decision,
-		maxOutput: lim.MaxOutput, maxDecisions: lim.MaxOperations, template: opt.Template, confirm: in, ring: w.ring}
+		maxOutput: lim.MaxOutput, maxDecisions: lim.MaxOperations, template: opt.Template, confirm: in, ring: w.ring,
+		observer: p.cfg.Observer}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -546,7 +547,8 @@ type workerReader struct {
 	// fr reads the worker's stdout; made by the first run and kept, so a
 	// second run (after the result, till the end of the pipe) loses no
 	// byte read ahead.
-	fr *workerproto.Reader
+	fr       *workerproto.Reader
+	observer Observer // told of each decision line written, or nil
 
 	output     int64
 	allowed    int
@@ -720,6 +722,7 @@ func (rd *workerReader) audit(d workerproto.Decision) error {
 	if err := rd.sink.Log(out); err != nil {
 		return &auditFailure{action: d.Action, resource: d.Resource, err: err}
 	}
+	observeDecision(rd.observer, d.Action, d.Allow)
 	if rd.decision != nil {
 		rd.decision(out)
 	}

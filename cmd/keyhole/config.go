@@ -24,6 +24,7 @@ type config struct {
 	PolicyDir         string   `toml:"policy_dir"`
 	AuditLog          string   `toml:"audit_log"`
 	ServiceManager    []string `toml:"service_manager"` // svc.* runs it + action, "--", name; unset: ["systemctl"]
+	MetricsListen     string   `toml:"metrics_listen"`  // host:port of the Prometheus endpoint; "": none (metrics.go)
 	// ParkedWorkers is how many workers are kept for the next script of
 	// the principal whose script they ran (docs/WORKER.md); unset:
 	// worker.DefaultParked, 0: none, every worker runs one script.
@@ -225,6 +226,9 @@ func loadConfig(path string) (*config, error) {
 		return nil, err
 	}
 	if err := checkLimitsConfig(&c, path); err != nil {
+		return nil, err
+	}
+	if err := checkMetricsConfig(&c, path); err != nil {
 		return nil, err
 	}
 	dir := filepath.Dir(path)

@@ -40,6 +40,7 @@ func TestScripts(t *testing.T) {
 			"waitfile": cmdWaitFile,
 			"filemode": cmdFileMode,
 			"addrport": cmdAddrPort,
+			"httpget":  cmdHTTPGet,
 		},
 	})
 }

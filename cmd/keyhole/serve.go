@@ -17,6 +17,7 @@ import (
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
 	"github.com/keyhole-dev/keyhole/keys"
+	"github.com/keyhole-dev/keyhole/metrics"
 	"github.com/keyhole-dev/keyhole/sshserver"
 )
 
@@ -24,6 +25,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("serve", "serve --config FILE", stdout)
 	cfgPath := fs.String("config", "", "TOML configuration `file` (required)")
 	addrFile := fs.String("addr-file", "", "write the listening address to this `file` once listening")
+	metricsAddrFile := fs.String("metrics-addr-file", "", "write the metrics endpoint's address to this `file` once listening")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -42,9 +44,20 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stderr, "keyhole: listening on %s\n", srv.addr())
 	fmt.Fprintf(stderr, "keyhole: host key %s (%s)\n", gossh.FingerprintSHA256(srv.hostKey), srv.hostKey.Type())
 	fmt.Fprintf(stderr, "keyhole: known_hosts line: %s\n", knownHostsLine(srv.addr(), srv.hostKey))
+	if srv.metrics != nil {
+		fmt.Fprintf(stderr, "keyhole: metrics on http://%s/metrics\n", srv.metrics.Addr())
+	}
 	if *addrFile != "" {
 		if err := os.WriteFile(*addrFile, []byte(srv.addr()+"\n"), 0o644); err != nil {
 			return fmt.Errorf("write address file: %w", err)
+		}
+	}
+	if *metricsAddrFile != "" {
+		if srv.metrics == nil {
+			return fmt.Errorf("--metrics-addr-file: config %s sets no metrics_listen", *cfgPath)
+		}
+		if err := os.WriteFile(*metricsAddrFile, []byte(srv.metrics.Addr()+"\n"), 0o644); err != nil {
+			return fmt.Errorf("write metrics address file: %w", err)
 		}
 	}
 	return srv.wait(ctx, nil)
@@ -72,8 +85,9 @@ type running struct {
 	hostKey gossh.PublicKey
 	srv     *sshserver.Server
 	audit   *audit.Writer
-	errc    chan error
+	errc    chan error // the first error that stops the server: SSH's or the metrics endpoint's
 	policy  *authz.Store
+	metrics *metrics.Server // nil without metrics_listen
 
 	// hup receives SIGHUP from startServer on (so a HUP that arrives once
 	// the address is written is never fatal); wait runs every onHUP
@@ -113,6 +127,9 @@ func (r *running) close() {
 	r.stopWatch()
 	<-r.watchDone
 	_ = r.srv.Close()
+	if r.metrics != nil {
+		_ = r.metrics.Close()
+	}
 	_ = r.audit.Close()
 }
 
@@ -146,7 +163,12 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 	}
 	log := logrus.New()
 	log.SetOutput(stderr)
+	m := newMetrics(cfg) // nil: no metrics endpoint
+	if m != nil {
+		m.PolicyLoaded(ps.Version())
+	}
 	aw.Notify(func(err error) {
+		m.AuditWritable(err == nil)
 		if err != nil {
 			log.WithError(err).Error("audit log unwritable: operations stopped, new sessions refused")
 		} else {
@@ -154,10 +176,18 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 		}
 	})
 	raiseNoFile(log)
-	store, err := authz.NewStore(cfg.PolicyDir, ps, authz.StoreOptions{Audit: aw, Log: log})
+	storeOpts := authz.StoreOptions{Audit: aw, Log: log}
+	if m != nil {
+		storeOpts.OnReload = m.PolicyReloaded
+	}
+	store, err := authz.NewStore(cfg.PolicyDir, ps, storeOpts)
 	if err != nil {
 		aw.Close()
 		return nil, err
+	}
+	var observer sshserver.Observer // a nil *metrics.Metrics must stay a nil Observer
+	if m != nil {
+		observer = m
 	}
 	srv, err := sshserver.New(sshserver.Config{
 		HostSigners: signers,
@@ -189,6 +219,7 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 		},
 		ServiceManager: cfg.ServiceManager,
 		WorkerParked:   parkedWorkers(cfg.ParkedWorkers),
+		Observer:       observer,
 	})
 	if err != nil {
 		aw.Close()
@@ -199,8 +230,16 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 		aw.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	r := &running{ln: ln, hostKey: hostKey.PublicKey(), srv: srv, audit: aw, errc: make(chan error, 1), policy: store,
+	// errc has room for both senders: Serve's end and the metrics
+	// endpoint's failure.
+	r := &running{ln: ln, hostKey: hostKey.PublicKey(), srv: srv, audit: aw, errc: make(chan error, 2), policy: store,
 		hup: make(chan os.Signal, 1)}
+	if r.metrics, err = startMetrics(cfg, m, r.errc); err != nil {
+		_ = ln.Close()
+		_ = srv.Close()
+		aw.Close()
+		return nil, err
+	}
 	// SIGHUP reloads the policy (and whatever else registers in onHUP);
 	// a file change in policy_dir reloads it too.
 	signal.Notify(r.hup, syscall.SIGHUP)
