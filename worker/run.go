@@ -319,11 +319,30 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 	rd := &workerReader{sink: p.cfg.Audit, clock: p.cfg.Clock, print: opt.Print, decision: opt.Decision,
 		maxOutput: lim.MaxOutput, maxDecisions: lim.MaxOperations, template: opt.Template, confirm: in, ring: w.ring,
 		observer: p.cfg.Observer}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		rd.run(&quietReader{f: w.stdout, quiet: func() bool { return rd.drain(false) }})
-	}()
+	// read starts the reader; readC is closed when it returns.
+	read := func() <-chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			rd.run(&quietReader{f: w.stdout, quiet: func() bool { return rd.drain(false) }})
+		}()
+		return done
+	}
+	// guardDrain bounds a reader still running once the worker is gone:
+	// whatever the worker wrote is in the pipe; a descendant still holding
+	// it gets drainGrace, then the pipe is shut.
+	guardDrain := func(done <-chan struct{}) {
+		go func() {
+			select {
+			case <-done:
+			case <-time.After(drainGrace):
+				_ = w.stdout.Close()
+				if opt.Stuck != nil {
+					opt.Stuck() // a Print stuck on a client that does not read
+				}
+			}
+		}()
+	}
 	waitC := (<-chan struct{})(w.waitDone)
 
 	wall := time.NewTimer(lim.MaxWall + wallGrace)
@@ -335,7 +354,7 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 		ev      workerEvents
 		cancelC <-chan time.Time
 		ctxDone = ctx.Done()
-		readC   = (<-chan struct{})(readDone)
+		readC   = read()
 	)
 	// kill records why the server stops the worker and stops it, unless
 	// it has already been waited for (its group id may be reused then).
@@ -372,40 +391,28 @@ loop:
 				w.kill() // nothing more it says is believed
 				continue
 			}
-			if ev.result == nil || ev.exited {
-				continue
+			if !rd.atResult {
+				continue // the end of the pipe
 			}
-			if p.reusable(w, &ev, rd) {
+			rd.atResult = false
+			if !ev.exited && p.reusable(w, &ev, rd) {
 				keep = true
 				break loop
 			}
-			// The worker waits for another script: its stdin ends
-			// instead, and anything it sends meanwhile breaks the
-			// protocol.
+			// The worker is not parked: its stdin ends, and it is read
+			// to the end of its pipe, where anything after its result
+			// breaks the protocol.
 			stdinOnce()
-			again := make(chan struct{})
-			readC = again
-			go func() {
-				defer close(again)
-				rd.run(&quietReader{f: w.stdout, quiet: func() bool { return rd.drain(false) }})
-			}()
+			readC = read()
+			if ev.exited {
+				guardDrain(readC)
+			}
 		case <-waitC:
 			waitC = nil
 			ev.exited, ev.waitErr = true, w.waitErr
 			stdinOnce()
 			if readC != nil {
-				// Whatever the worker wrote is in the pipe; a descendant
-				// still holding it gets drainGrace, then the pipe is shut.
-				go func() {
-					select {
-					case <-readDone:
-					case <-time.After(drainGrace):
-						_ = w.stdout.Close()
-						if opt.Stuck != nil {
-							opt.Stuck() // a Print stuck on a client that does not read
-						}
-					}
-				}()
+				guardDrain(readC)
 			}
 		}
 	}
@@ -549,6 +556,9 @@ type workerReader struct {
 	// byte read ahead.
 	fr       *workerproto.Reader
 	observer Observer // told of each decision line written, or nil
+	// atResult is set when run returned right after the worker's result
+	// rather than at the end of the pipe.
+	atResult bool
 
 	output     int64
 	allowed    int
@@ -651,6 +661,7 @@ func (rd *workerReader) run(r io.Reader) {
 				Duration: res.Duration, BytesRead: res.BytesRead, BytesWritten: res.BytesWritten}
 			// A worker may run another script after this one (reuse.go):
 			// Run reads on only if it does not.
+			rd.atResult = true
 			return
 		default:
 			rd.protoErr = fmt.Errorf("worker: worker sent a %s message", typ)
