@@ -54,6 +54,7 @@ type term struct {
 	op    byte // 0 union, '&' intersection, '!' exclusion
 	body  string
 	where string // file:line for a term read from an @file
+	lines []term // the lines of an @file, whose union the term stands for
 }
 
 // Select returns the hosts a pattern selects, in inventory order, each
@@ -146,11 +147,7 @@ func splitPattern(pattern string) ([]term, error) {
 				if err != nil {
 					return nil, err
 				}
-				for _, l := range lines {
-					l.op = t.op
-					out = append(out, l)
-				}
-				continue
+				t.lines = lines
 			}
 			out = append(out, t)
 		}
@@ -161,15 +158,14 @@ func splitPattern(pattern string) ([]term, error) {
 	return out, nil
 }
 
-// plainNameRE is a host:port or [v6]:port name as a plain list writes it.
-var plainNameRE = regexp.MustCompile(`^[&!]?(\[[0-9A-Fa-f:.%\w]+\]|[^:\[\]]+):[0-9]+$`)
-
+// splitColons splits a piece on colons outside [brackets]. A piece that
+// is an IPv6 address stays whole, and a part of only digits joins the part
+// before it: web2:2222 is the name of a plain list's host, not a union.
 func splitColons(piece string) []string {
-	body := strings.TrimLeft(piece, "&!")
-	if isIPv6(body) || plainNameRE.MatchString(piece) && !strings.HasPrefix(body, "~") {
+	if isIPv6(strings.TrimLeft(piece, "&!")) {
 		return []string{piece}
 	}
-	var out []string
+	var parts []string
 	depth, start := 0, 0
 	for i := 0; i < len(piece); i++ {
 		switch piece[i] {
@@ -179,12 +175,20 @@ func splitColons(piece string) []string {
 			depth--
 		case ':':
 			if depth == 0 {
-				out = append(out, piece[start:i])
+				parts = append(parts, piece[start:i])
 				start = i + 1
 			}
 		}
 	}
-	out = append(out, piece[start:])
+	parts = append(parts, piece[start:])
+	var out []string
+	for _, p := range parts {
+		if len(out) > 0 && p != "" && strings.Trim(p, "0123456789") == "" && out[len(out)-1] != "" {
+			out[len(out)-1] += ":" + p
+			continue
+		}
+		out = append(out, p)
+	}
 	return slices.DeleteFunc(out, func(s string) bool { return strings.TrimSpace(s) == "" })
 }
 
@@ -235,6 +239,25 @@ func readLimitFile(name string) ([]term, error) {
 // host is matched by name when no group matched or the term is a glob or
 // regex.
 func (inv *Inventory) matchTerm(pattern string, t term) ([]int, error) {
+	if t.lines != nil {
+		seen := make([]bool, len(inv.hosts))
+		for _, l := range t.lines {
+			set, err := inv.matchTerm(pattern, l)
+			if err != nil {
+				return nil, err
+			}
+			for _, i := range set {
+				seen[i] = true
+			}
+		}
+		var out []int
+		for i, ok := range seen {
+			if ok {
+				out = append(out, i)
+			}
+		}
+		return out, nil
+	}
 	body := t.body
 	if i, ok := inv.index[body]; ok {
 		return []int{i}, nil
@@ -345,13 +368,13 @@ func (inv *Inventory) closeTo(s string) []string {
 		d    int
 	}
 	var cs []cand
-	limit := max(2, len(s)/3)
+	limit := max(1, len(s)/4)
 	consider := func(name string) {
 		d := editDistance(strings.ToLower(s), strings.ToLower(name), limit)
 		if d > limit && len(s) >= 3 && (strings.Contains(name, s) || strings.Contains(s, name) && len(name) >= 3) {
-			d = limit
+			d = limit + 1 // below any edit, still worth a mention
 		}
-		if d <= limit {
+		if d <= limit+1 {
 			cs = append(cs, cand{name, d})
 		}
 	}
@@ -367,8 +390,8 @@ func (inv *Inventory) closeTo(s string) []string {
 	slices.SortStableFunc(cs, func(a, b cand) int { return a.d - b.d })
 	var out []string
 	for _, c := range cs {
-		if len(out) == 5 {
-			break
+		if len(out) == 5 || c.d > cs[0].d {
+			break // only the closest
 		}
 		if !slices.Contains(out, c.name) {
 			out = append(out, c.name)
@@ -377,12 +400,14 @@ func (inv *Inventory) closeTo(s string) []string {
 	return out
 }
 
-// editDistance is the Levenshtein distance of a and b, or limit+1 when it
-// is more than limit.
+// editDistance is the edit distance of a and b counting a swap of two
+// neighbours as one edit (optimal string alignment), or limit+2 when it
+// is more than limit+1.
 func editDistance(a, b string, limit int) int {
-	if d := len(a) - len(b); d > limit || -d > limit {
-		return limit + 1
+	if d := len(a) - len(b); d > limit+1 || -d > limit+1 {
+		return limit + 2
 	}
+	pp := make([]int, len(b)+1) // row i-2
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
@@ -397,12 +422,15 @@ func editDistance(a, b string, limit int) int {
 				c = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], pp[j-2]+1)
+			}
 			best = min(best, cur[j])
 		}
-		if best > limit {
-			return limit + 1
+		if best > limit+1 {
+			return limit + 2
 		}
-		prev, cur = cur, prev
+		pp, prev, cur = prev, cur, pp
 	}
 	return prev[len(b)]
 }
