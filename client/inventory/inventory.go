@@ -174,7 +174,7 @@ func detect(name string, data []byte) (Format, error) {
 				return FormatYAML, nil
 			}
 		}
-		if sectionRE.MatchString(line) {
+		if sectionRE.MatchString(line) || line[0] == '[' && !isHostLine(line) {
 			sections = true
 		} else if toks, err := shellSplit(line, true); err != nil || len(toks) > 1 {
 			vars = true
