@@ -132,10 +132,17 @@ func splitAddr(s string) (addr string, port int, err error) {
 }
 
 // checkName refuses names that could not be written on a line or
-// selected: empty, or with spaces or control characters.
+// selected by a pattern: empty, with spaces or control characters or a
+// comma, or starting with a pattern operator.
 func checkName(s string) error {
 	if s == "" {
 		return fmt.Errorf("empty name")
+	}
+	if strings.ContainsAny(s[:1], "!&@~") {
+		return fmt.Errorf("name %q starts with %q, which patterns read as an operator", s, s[:1])
+	}
+	if strings.Contains(s, ",") {
+		return fmt.Errorf("name %q holds a comma, which patterns read as a separator", s)
 	}
 	for _, r := range s {
 		if unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar {

@@ -40,6 +40,9 @@ func (b *builder) parseINI(data []byte, plain bool) error {
 		if line[0] == '[' && !plain {
 			if m := sectionRE.FindStringSubmatch(line); m != nil {
 				name, kind := m[1], m[2]
+				if err := checkName(name); err != nil {
+					return b.errorf(n, "group %v", err)
+				}
 				switch kind {
 				case "", "hosts":
 					state = stHosts
@@ -72,6 +75,9 @@ func (b *builder) parseINI(data []byte, plain bool) error {
 			m := childRE.FindStringSubmatch(line)
 			if m == nil {
 				return b.errorf(n, "[%s:children]: want one group name per line, got %q", g.name, line)
+			}
+			if err := checkName(m[1]); err != nil {
+				return b.errorf(n, "group %v", err)
 			}
 			c := b.group(m[1], n)
 			c.defined = true
