@@ -461,6 +461,15 @@ func (b *builder) connection(name string, vars map[string]value) (Host, error) {
 		// A plain list names a host as written: web1:2222, [::1]:2222.
 		h.Addr, h.Port = addr, port
 	}
+	// The names before Ansible 2.0 still count when the new ones are
+	// not set.
+	for _, k := range []string{"host", "port", "user"} {
+		if v, ok := vars["ansible_ssh_"+k]; ok {
+			if _, set := vars["ansible_"+k]; !set {
+				vars["ansible_"+k] = v
+			}
+		}
+	}
 	for _, k := range []string{"ansible_host", "ansible_port", "ansible_user", "ansible_ssh_common_args", "ansible_ssh_extra_args"} {
 		if v, ok := vars[k]; ok && strings.Contains(v.v, "{{") {
 			return h, b.errorf(v.line, "host %s: %s %q is a template; templates are not evaluated, give the value itself", name, k, v.v)

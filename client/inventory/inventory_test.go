@@ -125,6 +125,8 @@ func TestPortForms(t *testing.T) {
 		{"ini-group-port", "p.ini", "[g]\nweb1\n[g:vars]\nansible_port=2300\n", "web1", "web1", 2300},
 		{"ini-ipv6-bare", "p.ini", "[g]\n2001:db8::1\n", "2001:db8::1", "2001:db8::1", 0},
 		{"ini-ipv6-port", "p.ini", "[g]\n[2001:db8::1]:2222\n", "2001:db8::1", "2001:db8::1", 2222},
+		{"ini-legacy-names", "p.ini", "[g]\nold ansible_ssh_host=10.0.0.5 ansible_ssh_port=2201\n", "old", "10.0.0.5", 2201},
+		{"ini-new-names-win", "p.ini", "[g]\nold ansible_ssh_host=10.0.0.5 ansible_host=10.0.0.6 ansible_ssh_port=2201 ansible_port=2202\n", "old", "10.0.0.6", 2202},
 		{"ini-ipv6-ansible-host", "p.ini", "[g]\nv6 ansible_host=2001:db8::1\n", "v6", "2001:db8::1", 0},
 		{"yaml-host-port", "p.yml", "all:\n  hosts:\n    web1:2222:\n", "web1", "web1", 2222},
 		{"yaml-var-wins", "p.yml", "all:\n  hosts:\n    web1:2222:\n      ansible_port: 2200\n", "web1", "web1", 2200},
