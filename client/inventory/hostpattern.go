@@ -76,6 +76,9 @@ func parseHostToken(tok string, allowUser bool) (hostToken, error) {
 		return t, nil
 	}
 	t.pattern = tok[:colon]
+	if colon == len(tok)-1 {
+		return t, fmt.Errorf("host %q ends in ':'; a port follows the colon (web1:2222)", tok)
+	}
 	if t.pattern == "" {
 		return t, fmt.Errorf("host %q has a port but no name", tok)
 	}

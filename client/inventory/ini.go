@@ -3,6 +3,7 @@ package inventory
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -28,8 +29,6 @@ const (
 func (b *builder) parseINI(data []byte, plain bool) error {
 	g := b.groups["ungrouped"]
 	state := stHosts
-	// Groups referred to only by [g:vars] (line of the first).
-	varsOnly := map[string]int{}
 	lines := strings.Split(string(data), "\n")
 	for i, raw := range lines {
 		n := i + 1
@@ -53,13 +52,9 @@ func (b *builder) parseINI(data []byte, plain bool) error {
 				default:
 					return b.errorf(n, "section [%s:%s] has unknown type %q; the types are [%s], [%s:children] and [%s:vars]", name, kind, kind, name, name, name)
 				}
-				if _, ok := b.groups[name]; !ok && state == stVars {
-					varsOnly[name] = n
-				}
 				g = b.group(name, n)
 				if state != stVars {
 					g.defined = true
-					delete(varsOnly, name)
 				}
 				continue
 			}
@@ -79,26 +74,31 @@ func (b *builder) parseINI(data []byte, plain bool) error {
 			if err := checkName(m[1]); err != nil {
 				return b.errorf(n, "group %v", err)
 			}
-			c := b.group(m[1], n)
-			c.defined = true
-			delete(varsOnly, c.name)
-			err = b.addChild(g, c, n)
+			err = b.addChild(g, b.group(m[1], n), n)
 		case stVars:
 			k, v, ok := strings.Cut(line, "=")
 			k = strings.TrimSpace(k)
 			if !ok || k == "" || strings.ContainsAny(k, " \t") {
 				return b.errorf(n, "[%s:vars]: want key=value, got %q", g.name, line)
 			}
-			g.vars[k] = value{v: unquote(strings.TrimSpace(v)), line: n}
+			g.vars[k] = value{v: varsValue(strings.TrimSpace(v)), line: n}
 		}
 		if err != nil {
 			return err
 		}
 	}
-	for name, n := range varsOnly {
-		if !b.groups[name].defined {
-			return b.errorf(n, "section [%s:vars] is for a group that is never defined; add a [%s] or [%s:children] section, or list %s under another group's :children", name, name, name, name)
+	// As in Ansible, [g] or [g:children] declares a group, before or
+	// after it is used; [g:vars] and a [p:children] line do not.
+	for _, name := range b.groupOrder {
+		g := b.groups[name]
+		if g.defined {
+			continue
 		}
+		if len(g.parents) > 0 {
+			p := b.groups[g.parents[0]]
+			return b.errorf(p.childAt[name], "section [%s:children] names group %q, which is never declared; add a [%s] section (it may be empty)", p.name, name, name)
+		}
+		return b.errorf(g.line, "section [%s:vars] is for group %q, which is never declared; add a [%s] or [%s:children] section", name, name, name, name)
 	}
 	return nil
 }
@@ -135,6 +135,9 @@ func (b *builder) iniHostLine(g *group, line string, n int, plain bool) error {
 	}
 	if len(toks) == 0 {
 		return nil // only a comment
+	}
+	if toks[0] == "---" {
+		return b.errorf(n, "a line \"---\" starts a YAML document; name a YAML inventory .yml or begin it with its top group (all:)")
 	}
 	t, err := parseHostToken(toks[0], plain)
 	if err != nil {
@@ -223,11 +226,12 @@ func shellSplit(s string, comments bool) ([]string, error) {
 				return nil, fmt.Errorf("unterminated \" quote")
 			}
 		case c == '\\':
-			inWord = true
-			if i+1 < len(s) {
-				i++
-				w.WriteByte(s[i])
+			if i+1 >= len(s) {
+				return nil, fmt.Errorf("a \\ ends the line with nothing to escape")
 			}
+			inWord = true
+			i++
+			w.WriteByte(s[i])
 		default:
 			inWord = true
 			w.WriteByte(c)
@@ -237,6 +241,47 @@ func shellSplit(s string, comments bool) ([]string, error) {
 		out = append(out, w.String())
 	}
 	return out, nil
+}
+
+// varsValue reads the value of a [g:vars] line as Ansible's literal
+// evaluation does for the values it accepts as literals: a quoted string
+// loses its quotes, and a literal (number, quoted string, True, False,
+// None) followed by a # comment loses the comment; anything else is kept
+// as written, # included.
+func varsValue(v string) string {
+	inQuote := byte(0)
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case inQuote != 0:
+			if c == '\\' {
+				i++
+			} else if c == inQuote {
+				inQuote = 0
+			}
+		case c == '"' || c == '\'':
+			inQuote = c
+		case c == '#':
+			if head := strings.TrimSpace(v[:i]); isLiteral(head) {
+				return unquote(head)
+			}
+			return v
+		}
+	}
+	return unquote(v)
+}
+
+func isLiteral(s string) bool {
+	switch s {
+	case "True", "False", "None":
+		return true
+	case "":
+		return false
+	}
+	if u := unquote(s); u != s {
+		return true
+	}
+	_, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64)
+	return err == nil && !strings.ContainsAny(s, "xXnN") // no hex, inf, nan
 }
 
 // unquote removes one level of matching quotes around a whole value, as

@@ -247,6 +247,12 @@ func TestPrecedence(t *testing.T) {
 		{"vars-value-spaces", "[g]\nh\n[g:vars]\nx = a b  \n", "a b"},
 		{"vars-value-hash-kept", "[g]\nh\n[g:vars]\nx=a#b\n", "a#b"},
 		{"host-line-comment", "[g]\nh x=a #comment\n", "a"},
+		{"host-line-hash-in-word", "[g]\nh x=a#b\n", "a"},
+		{"host-line-quoted-hash", "[g]\nh x=\"'03#pa33'\"\n", "03#pa33"},
+		{"vars-literal-comment", "[g]\nh\n[g:vars]\nx=8080 # the port\n", "8080"},
+		{"vars-bool-comment", "[g]\nh\n[g:vars]\nx = True # java\n", "True"},
+		{"vars-quoted-comment", "[g]\nh\n[g:vars]\nx='a # b' # c\n", "a # b"},
+		{"vars-word-comment-kept", "[g]\nh\n[g:vars]\nx=foo # c\n", "foo # c"},
 	}
 	for _, tc := range tests {
 		inv := parse(t, "p.ini", tc.content)
@@ -261,12 +267,11 @@ func TestPrecedence(t *testing.T) {
 	}
 }
 
-// TestGroupsMembership: children may name groups defined later or never
-// (an empty group, as Ansible allows), and ungrouped holds only hosts in
-// no other group.
+// TestGroupsMembership: children may name groups declared later, empty
+// or not, and ungrouped holds only hosts in no other group.
 func TestGroupsMembership(t *testing.T) {
 	t.Parallel()
-	inv := parse(t, "g.ini", "h1\nh2\n[usa:children]\nsouth\nnorth\n[south]\nh2\nh3\n[all]\nh4\n")
+	inv := parse(t, "g.ini", "h1\nh2\n[usa:children]\nsouth\nnorth\n[south]\nh2\nh3\n[all]\nh4\n[north]\n")
 	if got := strings.Join(inv.Groups(), " "); got != "all ungrouped usa south north" {
 		t.Errorf("groups = %s", got)
 	}
@@ -321,10 +326,15 @@ func TestBadInput(t *testing.T) {
 		{"all-as-child", "bad.ini", "[a:children]\nall\n", `bad.ini:2: group "a" cannot have all as a child`},
 		{"children-bad-line", "bad.ini", "[a:children]\nb c\n", `bad.ini:2: \[a:children\]: want one group name per line, got "b c"`},
 		{"vars-no-equals", "bad.ini", "[g]\nh\n[g:vars]\nntp\n", `bad.ini:4: \[g:vars\]: want key=value, got "ntp"`},
-		{"vars-undefined-group", "bad.ini", "[g]\nh\n[ghost:vars]\nx=1\n", `bad.ini:3: section \[ghost:vars\] is for a group that is never defined`},
+		{"vars-undefined-group", "bad.ini", "[g]\nh\n[ghost:vars]\nx=1\n", `^inventory: bad.ini:3: section \[ghost:vars\] is for group "ghost", which is never declared; add a \[ghost\] or \[ghost:children\] section$`},
+		{"child-undeclared", "bad.ini", "[usa:children]\nsouth\nnorth\n[south]\nh\n", `^inventory: bad.ini:3: section \[usa:children\] names group "north", which is never declared; add a \[north\] section \(it may be empty\)$`},
+		{"child-with-vars-only", "bad.ini", "[north:vars]\nx=1\n[usa:children]\nnorth\n", `bad.ini:4: section \[usa:children\] names group "north", which is never declared`},
+		{"host-trailing-colon", "bad.ini", "[g]\nweb1:\n", `bad.ini:2: host "web1:" ends in ':'; a port follows the colon`},
+		{"yaml-marker-in-ini", "bad.ini", "[g]\nh\n---\n", `bad.ini:3: a line "---" starts a YAML document`},
 		{"host-var-no-equals", "bad.ini", "[g]\nh port\n", `bad.ini:2: host h: want key=value after the host name, got "port"`},
 		{"host-var-empty-key", "bad.ini", "[g]\nh =1\n", `want key=value after the host name, got "=1"`},
 		{"host-unterminated-quote", "bad.ini", "[g]\nh x='a b\n", `bad.ini:2: unterminated ' quote in "h x='a b"`},
+		{"host-trailing-backslash", "bad.ini", "[g]\nh x=a\\\n", `bad.ini:2: a \\ ends the line with nothing to escape in "h x=a\\"`},
 		{"host-unterminated-dquote", "bad.ini", "[g]\nh x=\"a b\n", `unterminated " quote`},
 		{"host-port-range", "bad.ini", "[g]\nh:70000\n", `bad.ini:2: host "h:70000": port 70000 is out of range \(1-65535\)`},
 		{"host-port-letters", "bad.ini", "[g]\nh:ssh\n", `host "h:ssh": port "ssh" is not a number`},
