@@ -334,7 +334,7 @@ func TestBadInput(t *testing.T) {
 		{"host-var-no-equals", "bad.ini", "[g]\nh port\n", `bad.ini:2: host h: want key=value after the host name, got "port"`},
 		{"host-var-empty-key", "bad.ini", "[g]\nh =1\n", `want key=value after the host name, got "=1"`},
 		{"host-unterminated-quote", "bad.ini", "[g]\nh x='a b\n", `bad.ini:2: unterminated ' quote in "h x='a b"`},
-		{"host-trailing-backslash", "bad.ini", "[g]\nh x=a\\\n", `bad.ini:2: a \\ ends the line with nothing to escape in "h x=a\\"`},
+		{"host-trailing-backslash", "bad.ini", "[g]\nh x=a\\\n", `bad.ini:2: a \\ ends the line with nothing to escape in "h x=a\\\\"`},
 		{"host-unterminated-dquote", "bad.ini", "[g]\nh x=\"a b\n", `unterminated " quote`},
 		{"host-port-range", "bad.ini", "[g]\nh:70000\n", `bad.ini:2: host "h:70000": port 70000 is out of range \(1-65535\)`},
 		{"host-port-letters", "bad.ini", "[g]\nh:ssh\n", `host "h:ssh": port "ssh" is not a number`},
