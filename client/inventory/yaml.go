@@ -52,6 +52,9 @@ func (b *builder) parseYAML(data []byte) error {
 		return b.errorf(root.Line, "want a mapping of groups (all: {hosts: …, children: …, vars: …}), got %s", kindName(root))
 	}
 	return w.mapping(root, "the top level", func(k, v *yaml.Node) error {
+		if k.Value == "plugin" {
+			return b.errorf(k.Line, "plugin: is an inventory plugin's configuration, which is not run; give an INI or YAML inventory")
+		}
 		if k.Value == "_meta" {
 			return b.errorf(k.Line, "_meta is an inventory script's output, which is not read; give an INI or YAML inventory")
 		}
@@ -149,6 +152,10 @@ func (w *yamlWalker) group(k, v *yaml.Node, parent *group) error {
 	return w.mapping(v, "group "+strconv.Quote(name), func(k, v *yaml.Node) error {
 		if isNull(v) {
 			return nil
+		}
+		if v.Kind == yaml.ScalarNode && (k.Value == "hosts" || k.Value == "children") {
+			// As Ansible: a single name stands for a mapping of it.
+			v = &yaml.Node{Kind: yaml.MappingNode, Line: v.Line, Content: []*yaml.Node{v, {Kind: yaml.ScalarNode, Tag: "!!null", Line: v.Line}}}
 		}
 		switch k.Value {
 		case "hosts":
