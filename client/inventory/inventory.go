@@ -16,6 +16,14 @@ import (
 // memory.
 const MaxHosts = 1 << 20
 
+// maxGroups bounds the groups of one inventory; the group graph is
+// walked recursively.
+const maxGroups = 1 << 17
+
+// maxMemberships bounds the sum over hosts of the groups each is in,
+// ancestors included: what a deep chain of groups costs per host.
+const maxMemberships = 1 << 24
+
 // maxFileSize bounds the size of an inventory or @file read.
 const maxFileSize = 64 << 20
 
@@ -141,6 +149,9 @@ func ParseFormat(name string, data []byte, f Format) (*Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b.tooMany > 0 {
+		return nil, b.errorf(b.tooMany, "more than %d groups", maxGroups)
+	}
 	return b.resolve()
 }
 
@@ -194,6 +205,7 @@ type builder struct {
 	groupOrder []string
 	hosts      map[string]*hostEntry
 	hostOrder  []string
+	tooMany    int // line of the group past maxGroups, 0 if none
 }
 
 type group struct {
@@ -236,6 +248,9 @@ func (b *builder) errorf(line int, format string, args ...any) error {
 func (b *builder) group(name string, line int) *group {
 	g := b.groups[name]
 	if g == nil {
+		if len(b.groups) >= maxGroups {
+			b.tooMany = line
+		}
 		g = &group{name: name, line: line, hostSet: map[string]bool{}, childSet: map[string]bool{}, childAt: map[string]int{}, vars: map[string]value{}}
 		b.groups[name] = g
 		b.groupOrder = append(b.groupOrder, name)
@@ -360,42 +375,28 @@ func (b *builder) resolve() (*Inventory, error) {
 		}
 	}
 	inv.hosts = make([]Host, 0, len(b.hostOrder))
+	memberships := 0
+	closures := map[string]*closure{}
 	for i, hn := range b.hostOrder {
 		h := b.hosts[hn]
-		// The host's groups and their ancestors.
-		in := map[string]bool{"all": true}
-		var walk func(string)
-		walk = func(name string) {
-			if in[name] {
-				return
-			}
-			in[name] = true
-			for _, p := range b.groups[name].parents {
-				walk(p)
-			}
+		// Hosts listed in the same groups share their groups' closure,
+		// order and merged variables.
+		key := strings.Join(h.direct, "\x00")
+		c := closures[key]
+		if c == nil {
+			c = b.closure(h.direct, depth, priority)
+			closures[key] = c
 		}
-		for _, g := range h.direct {
-			walk(g)
+		memberships += len(c.groups)
+		if memberships > maxMemberships {
+			return nil, b.errorf(h.line, "more than %d memberships of hosts in groups (children included); the groups nest too deep for this many hosts", maxMemberships)
 		}
-		gs := make([]string, 0, len(in))
-		for g := range in {
-			gs = append(gs, g)
-		}
-		slices.SortFunc(gs, func(x, y string) int {
-			if c := depth[x] - depth[y]; c != 0 {
-				return c
-			}
-			if c := priority[x] - priority[y]; c != 0 {
-				return c
-			}
-			return strings.Compare(x, y)
-		})
-		vars := map[string]value{}
-		for _, g := range gs {
-			for k, v := range b.groups[g].vars {
-				vars[k] = v
-			}
+		for _, g := range c.groups {
 			inv.members[g] = append(inv.members[g], i)
+		}
+		vars := make(map[string]value, len(c.vars)+len(h.vars))
+		for k, v := range c.vars {
+			vars[k] = v
 		}
 		for k, v := range h.vars {
 			vars[k] = v
@@ -404,12 +405,58 @@ func (b *builder) resolve() (*Inventory, error) {
 		if err != nil {
 			return nil, err
 		}
-		host.Groups = slices.DeleteFunc(gs, func(s string) bool { return s == "all" })
-		slices.Sort(host.Groups)
+		host.Groups = slices.Clone(c.names)
 		inv.index[hn] = i
 		inv.hosts = append(inv.hosts, host)
 	}
 	return inv, nil
+}
+
+// closure is what a set of direct groups implies for a host.
+type closure struct {
+	groups []string         // the groups and their ancestors, all included, in precedence order
+	names  []string         // the same without all, sorted
+	vars   map[string]value // their variables merged by precedence
+}
+
+func (b *builder) closure(direct []string, depth, priority map[string]int) *closure {
+	in := map[string]bool{"all": true}
+	var walk func(string)
+	walk = func(name string) {
+		if in[name] {
+			return
+		}
+		in[name] = true
+		for _, p := range b.groups[name].parents {
+			walk(p)
+		}
+	}
+	for _, g := range direct {
+		walk(g)
+	}
+	c := &closure{groups: make([]string, 0, len(in)), vars: map[string]value{}}
+	for g := range in {
+		c.groups = append(c.groups, g)
+	}
+	slices.SortFunc(c.groups, func(x, y string) int {
+		if d := depth[x] - depth[y]; d != 0 {
+			return d
+		}
+		if d := priority[x] - priority[y]; d != 0 {
+			return d
+		}
+		return strings.Compare(x, y)
+	})
+	for _, g := range c.groups {
+		for k, v := range b.groups[g].vars {
+			c.vars[k] = v
+		}
+		if g != "all" {
+			c.names = append(c.names, g)
+		}
+	}
+	slices.Sort(c.names)
+	return c
 }
 
 // checkCycles reports a group that is its own ancestor, with the path.
@@ -482,6 +529,8 @@ func (b *builder) connection(name string, vars map[string]value) (Host, error) {
 			return h, b.errorf(v.line, "host %s: ansible_host %q is not a host name or address", name, v.v)
 		case port != 0:
 			return h, b.errorf(v.line, "host %s: ansible_host %q holds a port; set ansible_port=%d and ansible_host=%s", name, v.v, port, addr)
+		case strings.HasPrefix(addr, "-"):
+			return h, b.errorf(v.line, "host %s: ansible_host %q starts with '-'", name, v.v)
 		}
 		h.Addr = addr
 	}
@@ -493,7 +542,7 @@ func (b *builder) connection(name string, vars map[string]value) (Host, error) {
 		h.Port = p
 	}
 	if v, ok := vars["ansible_user"]; ok {
-		if v.v == "" || strings.ContainsAny(v.v, " \t@") {
+		if checkName(v.v) != nil || strings.ContainsAny(v.v, "@:") || v.v[0] == '-' {
 			return h, b.errorf(v.line, "host %s: ansible_user %q is not a user name", name, v.v)
 		}
 		h.User = v.v

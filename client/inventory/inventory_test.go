@@ -304,6 +304,11 @@ func TestBadInput(t *testing.T) {
 		bomb += fmt.Sprintf("    %s: &%s [*%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s]\n", cur, cur, prev, prev, prev, prev, prev, prev, prev, prev, prev)
 		prev = cur
 	}
+	var mg strings.Builder
+	for i := 0; i <= 1<<17; i++ {
+		fmt.Fprintf(&mg, "[g%d]\n", i)
+	}
+	manyGroups := mg.String()
 	tests := []struct{ name, file, content, want string }{
 		// INI
 		{"unterminated-section", "bad.ini", "[web\nweb1\n", `^inventory: bad.ini:1: unterminated section header "\[web": missing '\]'$`},
@@ -347,6 +352,10 @@ func TestBadInput(t *testing.T) {
 		{"ansible-host-port", "bad.ini", "[g]\nh ansible_host=10.0.0.1:2222\n", `host h: ansible_host "10.0.0.1:2222" holds a port; set ansible_port=2222 and ansible_host=10.0.0.1`},
 		{"ansible-host-empty", "bad.ini", "[g]\nh ansible_host=\n", `ansible_host "" is not a host name or address`},
 		{"ansible-host-template", "bad.ini", "[g]\nh ansible_host=\"{{ lookup('env','X') }}\"\n", `host h: ansible_host "\{\{ lookup\('env','X'\) \}\}" is a template; templates are not evaluated`},
+		{"ansible-host-dash", "bad.ini", "[g]\nh ansible_host=-oProxyCommand=x\n", `host h: ansible_host "-oProxyCommand=x" starts with '-'`},
+		{"ansible-user-dash", "bad.ini", "[g]\nh ansible_user=-oProxyCommand=x\n", `ansible_user "-oProxyCommand=x" is not a user name`},
+		{"jump-dash", "bad.ini", "[g]\nh ansible_ssh_common_args='-J -oProxyCommand=x'\n", `jump host "-oProxyCommand=x": starts with '-'`},
+		{"too-many-groups", "bad.ini", manyGroups, `bad.ini:\d+: more than 131072 groups`},
 		{"ansible-user-bad", "bad.ini", "[g]\nh ansible_user='a b'\n", `ansible_user "a b" is not a user name`},
 		{"group-priority-bad", "bad.ini", "[g]\nh\n[g:vars]\nansible_group_priority=high\n", `bad.ini:4: group "g": ansible_group_priority "high" is not an integer`},
 		{"proxycommand-nc", "bad.ini", "[g]\nh ansible_ssh_common_args='-o ProxyCommand=\"nc -X 5 -x proxy:1080 %h %p\"'\n", `bad.ini:2: host h: ansible_ssh_common_args: ProxyCommand "nc -X 5 -x proxy:1080 %h %p" is not supported: only ssh -W %h:%p`},
@@ -376,6 +385,7 @@ func TestBadInput(t *testing.T) {
 		{"yaml-two-documents", "bad.yml", "all:\n---\nall:\n", `bad.yml:2: a second YAML document; an inventory is one document`},
 		{"yaml-script-output", "bad.json", `{"_meta": {"hostvars": {}}, "all": {"hosts": ["a"]}}`, `bad.json:1: _meta is an inventory script's output, which is not read`},
 		{"yaml-plugin-config", "bad.yml", "plugin: amazon.aws.aws_ec2\nregions: [eu-west-1]\n", `bad.yml:1: plugin: is an inventory plugin's configuration, which is not run`},
+		{"yaml-null-host", "bad.yml", "all:\n  hosts:\n    ~:\n", `bad.yml:3: hosts of "all": want a name as key, got null`},
 		{"yaml-key-not-name", "bad.yml", "all:\n  hosts:\n    [a, b]: x\n", `bad.yml:3: hosts of "all": want a name as key, got a list`},
 		{"yaml-group-space", "bad.yml", "\"web servers\":\n  hosts:\n    a:\n", `bad.yml:1: group name "web servers" holds a space`},
 		{"yaml-host-control", "bad.yml", "all:\n  hosts:\n    \"a\\nb\":\n", `bad.yml:3: host name "a\\nb" holds a space or control character`},

@@ -85,6 +85,9 @@ func checkJump(v string) (string, error) {
 		if err == nil {
 			err = checkName(t.pattern)
 		}
+		if err == nil && (strings.HasPrefix(t.pattern, "-") || strings.HasPrefix(t.user, "-")) {
+			err = fmt.Errorf("starts with '-'")
+		}
 		if err != nil {
 			return "", fmt.Errorf("jump host %q: %v", hop, err)
 		}

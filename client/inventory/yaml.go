@@ -97,6 +97,9 @@ func kindName(n *yaml.Node) string {
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "null"
+		}
 		return fmt.Sprintf("%q", n.Value)
 	}
 	return "something else"
@@ -115,7 +118,7 @@ func (w *yamlWalker) mapping(n *yaml.Node, what string, f func(k, v *yaml.Node) 
 		if err != nil {
 			return err
 		}
-		if k.Kind != yaml.ScalarNode || k.Tag == "!!merge" {
+		if k.Kind != yaml.ScalarNode || k.Tag == "!!merge" || k.Tag == "!!null" {
 			return w.b.errorf(k.Line, "%s: want a name as key, got %s", what, kindName(k))
 		}
 		if first, ok := seen[k.Value]; ok {
