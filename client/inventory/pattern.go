@@ -120,8 +120,8 @@ func (inv *Inventory) Select(pattern string) ([]Host, error) {
 	return out, nil
 }
 
-// splitPattern splits a pattern into terms, as Ansible does: on commas,
-// then on colons outside [brackets], except that a piece which is an IPv6
+// splitPattern splits a pattern into terms, as Ansible does: on commas
+// and spaces, then on colons outside [brackets], except that a piece which is an IPv6
 // address or a host:port name of a plain list is one term. @file terms are
 // replaced by the file's lines.
 func splitPattern(pattern string) ([]term, error) {
@@ -129,11 +129,12 @@ func splitPattern(pattern string) ([]term, error) {
 		return nil, fmt.Errorf("inventory: empty pattern; use all for every host")
 	}
 	var out []term
+	var pieces []string
 	for _, piece := range strings.Split(pattern, ",") {
-		piece = strings.TrimSpace(piece)
-		if piece == "" {
-			continue
-		}
+		// As Ansible, spaces separate terms too: "web db".
+		pieces = append(pieces, strings.Fields(piece)...)
+	}
+	for _, piece := range pieces {
 		for _, p := range splitColons(piece) {
 			t := term{body: p}
 			if p[0] == '&' || p[0] == '!' {

@@ -82,6 +82,7 @@ func TestSelect(t *testing.T) {
 		{"limit-file-intersected", "web:&@" + limit, "www02"},
 		{"limit-file-of-groups", "@" + paris, "www01 pg-a"},
 		{"spaces-around-terms", " web , db ", "www01 www02 www03 cache pg-a pg-b pg-c"},
+		{"spaces-separate", "web db:!paris", "www02 www03 cache pg-b pg-c"},
 		{"empty-terms-skipped", "web::db,,", "www01 www02 www03 cache pg-a pg-b pg-c"},
 	}
 	inv := load(t, "testdata/fleet.ini")
