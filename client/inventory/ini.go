@@ -156,7 +156,11 @@ func (b *builder) iniHostLine(g *group, line string, n int, plain bool) error {
 			if plain {
 				return b.errorf(n, "want one [user@]host[:port] per line, got %q", line)
 			}
-			return b.errorf(n, "host %s: want key=value after the host name, got %q", toks[0], kv)
+			hint := ""
+			if !ok {
+				hint = " (one host per line)"
+			}
+			return b.errorf(n, "host %s: want key=value after the host name, got %q%s", toks[0], kv, hint)
 		}
 		vars[k] = value{v: unquote(v), line: n}
 	}

@@ -157,7 +157,8 @@ func ParseFormat(name string, data []byte, f Format) (*Inventory, error) {
 
 var yamlKeyLine = regexp.MustCompile(`^[^\s#;\[][^\s]*:(\s|$)`)
 
-// detect picks the format: by extension for .yml, .yaml and .json, else by
+// detect picks the format: by extension for .yml, .yaml and .json (YAML)
+// and .ini and .cfg (INI), else by
 // the first line that is not blank or a comment: a section header means
 // INI, a "key:" line, "---" or "{" means YAML, and a file of lines with no
 // sections and no variables is a plain list.
@@ -171,6 +172,8 @@ func detect(name string, data []byte) (Format, error) {
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".yml", ".yaml", ".json":
 		return FormatYAML, nil
+	case ".ini", ".cfg":
+		return FormatINI, nil
 	}
 	first := ""
 	sections, vars := false, false
@@ -181,7 +184,7 @@ func detect(name string, data []byte) (Format, error) {
 		}
 		if first == "" {
 			first = line
-			if line == "---" || line[0] == '{' || yamlKeyLine.MatchString(line) {
+			if line == "---" || line[0] == '{' || yamlKeyLine.MatchString(line) && !isIPv6(line) {
 				return FormatYAML, nil
 			}
 		}

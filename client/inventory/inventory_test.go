@@ -171,6 +171,8 @@ func TestFormatDetection(t *testing.T) {
 		{"json-by-content", "inv", `{"all": {"hosts": {"web1": null}}}`, "web1"},
 		{"json-by-extension", "inv.json", `{"web": {"hosts": {"web1": {}}}}`, "web1"},
 		{"plain", "inv", "# hosts\nweb1\n", "web1"},
+		{"plain-ipv6-ending-in-colon", "inv", "fe80::\n", "fe80::"},
+		{"ini-by-extension-names-without-port", "inv.ini", "web1:2222\n", "web1"},
 		{"plain-with-user-port", "inv", "bob@web1:22\n", "web1:22"},
 		{"yaml-hosts-string", "inv.yml", "web:\n  hosts: web1\n", "web1"},
 		{"yaml-children-string", "inv.yml", "all:\n  children: web\nweb:\n  hosts:\n    web1:\n", "web1"},
@@ -396,7 +398,7 @@ func TestBadInput(t *testing.T) {
 		{"plain-double-user", "bad.txt", "a@b@c\n", `bad.txt:1: host "a@b@c": want user@host`},
 		{"plain-empty-user", "bad.txt", "@host\n", `bad.txt:1: host "@host": want user@host`},
 		{"plain-bad-port", "bad.txt", "host:0\n", `bad.txt:1: host "host:0": port 0 is out of range`},
-		{"plain-extra-word", "bad.txt", "web1\nweb2 web3\n", `bad.txt:2: host web2: want key=value after the host name, got "web3"`},
+		{"plain-extra-word", "bad.txt", "web1\nweb2 web3\n", `^inventory: bad.txt:2: host web2: want key=value after the host name, got "web3" \(one host per line\)$`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
