@@ -14,8 +14,12 @@
 // ansible_group_priority). The connection variables ansible_host,
 // ansible_port, ansible_user and a ProxyJump found in
 // ansible_ssh_common_args or ansible_ssh_extra_args become the fields of
-// Host. Templates ({{ … }}), inventory scripts, directories and the
-// group_vars/host_vars files beside an inventory are not read.
+// Host. Load also reads the group_vars/NAME and host_vars/NAME files
+// beside the inventory, with Ansible's precedence (inventory group vars <
+// group_vars/all < group_vars/GROUP < inventory host vars <
+// host_vars/HOST); vault-encrypted files there are skipped. Templates
+// ({{ … }}), inventory scripts and plugins, and inventory directories are
+// not read.
 //
 // Select takes Ansible's patterns: a:b and a,b (union), a:&b
 // (intersection), a:!b (exclusion), globs, ~regex, @file, all and *; unions

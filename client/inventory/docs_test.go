@@ -99,6 +99,16 @@ func TestDocs(t *testing.T) {
 	invs := map[string]*inventory.Inventory{}
 	paths := map[string]string{}
 	for _, f := range files {
+		if strings.HasPrefix(f.name, "group_vars/") || strings.HasPrefix(f.name, "host_vars/") {
+			p := filepath.Join(dir, f.name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(f.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		inv, err := inventory.Parse(f.name, []byte(f.content))
 		if f.wantErr != "" {
 			if err == nil || err.Error() != f.wantErr {
@@ -123,6 +133,10 @@ func TestDocs(t *testing.T) {
 	if !reflect.DeepEqual(ini.Hosts(), yml.Hosts()) {
 		t.Errorf("docs/inventory.md: hosts.ini and hosts.yml differ:\n%+v\n%+v", ini.Hosts(), yml.Hosts())
 	}
+	loaded, err := inventory.Load(paths["hosts.ini"])
+	if err != nil {
+		t.Fatalf("docs/inventory.md: hosts.ini with its group_vars and host_vars: %v", err)
+	}
 	checked := 0
 	for _, tb := range tables {
 		head := strings.Join(tb.header, "|")
@@ -141,6 +155,8 @@ func TestDocs(t *testing.T) {
 						t.Errorf("%s: Select(%q) = %s, %v; want %s", where, row[0], names(hs), err, row[1])
 					}
 				}
+			case "loaded host|Port|User|tier":
+				checkHost(t, where, loaded, row[0], map[string]string{"Port": row[1], "User": row[2], "tier": row[3]})
 			case "host|Addr|Port|User":
 				checkHost(t, where, plain, row[0], map[string]string{"Addr": row[1], "Port": row[2], "User": row[3]})
 			case "host|Addr|Port|User|Jump|tier|groups":
@@ -153,7 +169,7 @@ func TestDocs(t *testing.T) {
 			checked++
 		}
 	}
-	if checked < 20 {
+	if checked < 25 {
 		t.Errorf("only %d table rows of docs/inventory.md checked", checked)
 	}
 }

@@ -116,7 +116,11 @@ func Load(path string) (*Inventory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
-	return Parse(path, data)
+	f, err := detect(path, data)
+	if err != nil {
+		return nil, err
+	}
+	return parse(path, data, f, filepath.Dir(path))
 }
 
 // Parse reads an inventory from data; name is used in errors and to
@@ -129,8 +133,15 @@ func Parse(name string, data []byte) (*Inventory, error) {
 	return ParseFormat(name, data, f)
 }
 
-// ParseFormat reads an inventory of the given format from data.
+// ParseFormat reads an inventory of the given format from data. Unlike
+// Load, it reads no group_vars or host_vars.
 func ParseFormat(name string, data []byte, f Format) (*Inventory, error) {
+	return parse(name, data, f, "")
+}
+
+// parse reads an inventory, and the group_vars and host_vars beside it
+// when varsDir is not "".
+func parse(name string, data []byte, f Format, varsDir string) (*Inventory, error) {
 	if len(data) > maxFileSize {
 		return nil, &ParseError{File: name, Msg: "inventory too large"}
 	}
@@ -151,6 +162,11 @@ func ParseFormat(name string, data []byte, f Format) (*Inventory, error) {
 	}
 	if b.tooMany > 0 {
 		return nil, b.errorf(b.tooMany, "more than %d groups", maxGroups)
+	}
+	if varsDir != "" {
+		if err := b.loadVarDirs(varsDir); err != nil {
+			return nil, err
+		}
 	}
 	return b.resolve()
 }
@@ -209,6 +225,9 @@ type builder struct {
 	hosts      map[string]*hostEntry
 	hostOrder  []string
 	tooMany    int // line of the group past maxGroups, 0 if none
+	// Variables from group_vars/NAME and host_vars/NAME files.
+	groupFileVars map[string]map[string]value
+	hostFileVars  map[string]map[string]value
 }
 
 type group struct {
@@ -234,6 +253,7 @@ type hostEntry struct {
 // value is a variable's value and where it was set.
 type value struct {
 	v    string
+	file string // "" for the inventory file
 	line int
 }
 
@@ -246,6 +266,15 @@ func newBuilder(file string) *builder {
 
 func (b *builder) errorf(line int, format string, args ...any) error {
 	return &ParseError{File: b.file, Line: line, Msg: fmt.Sprintf(format, args...)}
+}
+
+// errAt reports an error about a variable where it was set.
+func (b *builder) errAt(v value, format string, args ...any) error {
+	file := b.file
+	if v.file != "" {
+		file = v.file
+	}
+	return &ParseError{File: file, Line: v.line, Msg: fmt.Sprintf(format, args...)}
 }
 
 func (b *builder) group(name string, line int) *group {
@@ -364,7 +393,7 @@ func (b *builder) resolve() (*Inventory, error) {
 		if v, ok := g.vars["ansible_group_priority"]; ok {
 			p, err := strconv.Atoi(v.v)
 			if err != nil {
-				return nil, b.errorf(v.line, "group %q: ansible_group_priority %q is not an integer", name, v.v)
+				return nil, b.errAt(v, "group %q: ansible_group_priority %q is not an integer", name, v.v)
 			}
 			priority[name] = p
 		}
@@ -402,6 +431,9 @@ func (b *builder) resolve() (*Inventory, error) {
 			vars[k] = v
 		}
 		for k, v := range h.vars {
+			vars[k] = v
+		}
+		for k, v := range b.hostFileVars[hn] {
 			vars[k] = v
 		}
 		host, err := b.connection(hn, vars)
@@ -450,12 +482,20 @@ func (b *builder) closure(direct []string, depth, priority map[string]int) *clos
 		}
 		return strings.Compare(x, y)
 	})
+	// As Ansible: every group's variables from the inventory file, then
+	// group_vars/all, then the other group_vars files, each in the
+	// groups' order.
 	for _, g := range c.groups {
 		for k, v := range b.groups[g].vars {
 			c.vars[k] = v
 		}
 		if g != "all" {
 			c.names = append(c.names, g)
+		}
+	}
+	for _, g := range c.groups {
+		for k, v := range b.groupFileVars[g] {
+			c.vars[k] = v
 		}
 	}
 	slices.Sort(c.names)
@@ -522,31 +562,31 @@ func (b *builder) connection(name string, vars map[string]value) (Host, error) {
 	}
 	for _, k := range []string{"ansible_host", "ansible_port", "ansible_user", "ansible_ssh_common_args", "ansible_ssh_extra_args"} {
 		if v, ok := vars[k]; ok && strings.Contains(v.v, "{{") {
-			return h, b.errorf(v.line, "host %s: %s %q is a template; templates are not evaluated, give the value itself", name, k, v.v)
+			return h, b.errAt(v, "host %s: %s %q is a template; templates are not evaluated, give the value itself", name, k, v.v)
 		}
 	}
 	if v, ok := vars["ansible_host"]; ok {
 		addr, port, err := splitAddr(v.v)
 		switch {
 		case err != nil || v.v == "":
-			return h, b.errorf(v.line, "host %s: ansible_host %q is not a host name or address", name, v.v)
+			return h, b.errAt(v, "host %s: ansible_host %q is not a host name or address", name, v.v)
 		case port != 0:
-			return h, b.errorf(v.line, "host %s: ansible_host %q holds a port; set ansible_port=%d and ansible_host=%s", name, v.v, port, addr)
+			return h, b.errAt(v, "host %s: ansible_host %q holds a port; set ansible_port=%d and ansible_host=%s", name, v.v, port, addr)
 		case strings.HasPrefix(addr, "-"):
-			return h, b.errorf(v.line, "host %s: ansible_host %q starts with '-'", name, v.v)
+			return h, b.errAt(v, "host %s: ansible_host %q starts with '-'", name, v.v)
 		}
 		h.Addr = addr
 	}
 	if v, ok := vars["ansible_port"]; ok {
 		p, err := strconv.Atoi(v.v)
 		if err != nil || p < 1 || p > 65535 {
-			return h, b.errorf(v.line, "host %s: ansible_port %q is not a port (1-65535)", name, v.v)
+			return h, b.errAt(v, "host %s: ansible_port %q is not a port (1-65535)", name, v.v)
 		}
 		h.Port = p
 	}
 	if v, ok := vars["ansible_user"]; ok {
 		if checkName(v.v) != nil || strings.ContainsAny(v.v, "@:") || v.v[0] == '-' {
-			return h, b.errorf(v.line, "host %s: ansible_user %q is not a user name", name, v.v)
+			return h, b.errAt(v, "host %s: ansible_user %q is not a user name", name, v.v)
 		}
 		h.User = v.v
 	}
@@ -557,7 +597,7 @@ func (b *builder) connection(name string, vars map[string]value) (Host, error) {
 		}
 		jump, found, err := jumpFromArgs(v.v)
 		if err != nil {
-			return h, b.errorf(v.line, "host %s: %s: %v", name, k, err)
+			return h, b.errAt(v, "host %s: %s: %v", name, k, err)
 		}
 		if found {
 			// ssh takes the first value it is given; common args
