@@ -18,7 +18,7 @@ import (
 var varsExts = []string{"", ".yml", ".yaml", ".json"}
 
 const (
-	maxVarsFiles = 10000 // files read from group_vars and host_vars
+	maxVarsFiles = 10000 // files and directories read from group_vars and host_vars
 	maxVarsDepth = 8     // directory levels under group_vars/NAME
 )
 
@@ -81,8 +81,11 @@ func (b *builder) readVarsPath(path string, depth int, files *int) (map[string]v
 	if err != nil {
 		return nil, &ParseError{File: path, Msg: err.Error()}
 	}
+	if *files++; *files > maxVarsFiles {
+		return nil, &ParseError{File: path, Msg: "more than 10000 files and directories in group_vars and host_vars"}
+	}
 	if !fi.IsDir() {
-		return b.readVarsFile(path, fi, files)
+		return b.readVarsFile(path, fi)
 	}
 	if depth >= maxVarsDepth {
 		return nil, &ParseError{File: path, Msg: "directories nest too deep"}
@@ -109,10 +112,7 @@ func (b *builder) readVarsPath(path string, depth int, files *int) (map[string]v
 	return out, nil
 }
 
-func (b *builder) readVarsFile(path string, fi fs.FileInfo, files *int) (map[string]value, error) {
-	if *files++; *files > maxVarsFiles {
-		return nil, &ParseError{File: path, Msg: "more than 10000 files in group_vars and host_vars"}
-	}
+func (b *builder) readVarsFile(path string, fi fs.FileInfo) (map[string]value, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, &ParseError{File: path, Msg: "is not a regular file"}
 	}

@@ -83,6 +83,22 @@ func TestVarsDirs(t *testing.T) {
 	}
 }
 
+// TestVarsDirsSymlinkLoop: directories linking to themselves end in an
+// error, not an endless or exponential walk.
+func TestVarsDirsSymlinkLoop(t *testing.T) {
+	t.Parallel()
+	dir := writeTree(t, map[string]string{"hosts.ini": varsInventory, "group_vars/web/a.yml": "x: 1\n"})
+	for _, n := range []string{"l1", "l2", "l3", "l4"} {
+		if err := os.Symlink(".", filepath.Join(dir, "group_vars", "web", n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := inventory.Load(filepath.Join(dir, "hosts.ini"))
+	if err == nil || !regexp.MustCompile(`group_vars/web/(l\d/)+.*: (directories nest too deep|more than 10000 files)`).MatchString(err.Error()) {
+		t.Errorf("error: %v", err)
+	}
+}
+
 func TestVarsDirsBad(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
