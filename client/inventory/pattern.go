@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 )
@@ -267,7 +268,14 @@ func (inv *Inventory) matchTerm(pattern string, t term) ([]int, error) {
 	isPattern := false
 	switch {
 	case body[0] == '~':
-		re, err := regexp.Compile(`^(?:` + body[1:] + `)`)
+		// Parsed alone first, so that "a)|(b" cannot escape the
+		// anchor: as Python's re.match, the name must match from its
+		// start.
+		_, err := syntax.Parse(body[1:], syntax.Perl)
+		var re *regexp.Regexp
+		if err == nil {
+			re, err = regexp.Compile(`^(?:` + body[1:] + `)`)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("inventory: pattern %q: bad regex %q: %v", pattern, body[1:], err)
 		}

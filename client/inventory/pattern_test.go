@@ -162,6 +162,7 @@ func TestSelectErrors(t *testing.T) {
 		{"only-separators", ",:,", `pattern ",:," holds no group or host`, false},
 		{"bare-operator", "web:!", `pattern "web:!": "!" needs a group or host after it`, false},
 		{"bad-regex", "~(", `pattern "~\(": bad regex "\("`, false},
+		{"regex-escaping-anchor", "~www)|(corp", `bad regex "www\)\|\(corp": error parsing regexp: unexpected \)`, false},
 		{"subscript", "web[0]", `subscripts like web\[0\] are not supported`, false},
 		{"subscript-slice", "web[0:2]", `subscripts like web\[0:2\] are not supported`, false},
 		{"missing-limit-file", "@" + filepath.Join(dir, "nope.txt"), `^inventory: limit file: stat .*nope.txt: no such file or directory$`, false},
