@@ -28,42 +28,64 @@ func FuzzParseINI(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
-		inv, err := inventory.ParseFormat("fuzz.ini", []byte(src), inventory.FormatINI)
-		if err != nil {
-			var pe *inventory.ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("error is not a *ParseError: %v", err)
-			}
-			return
-		}
-		hosts := inv.Hosts()
-		seen := map[string]bool{}
-		for _, h := range hosts {
-			if h.Name == "" || h.Addr == "" || seen[h.Name] {
-				t.Fatalf("bad or repeated host %+v", h)
-			}
-			seen[h.Name] = true
-			if h.Port < 0 || h.Port > 65535 {
-				t.Fatalf("host %s: port %d", h.Name, h.Port)
-			}
-		}
-		if len(hosts) == 0 {
-			return
-		}
-		all, err := inv.Select("all")
-		if err != nil || len(all) != len(hosts) {
-			t.Fatalf("Select(all) = %d hosts, %v; want %d", len(all), err, len(hosts))
-		}
-		for i := range all {
-			if all[i].Name != hosts[i].Name {
-				t.Fatalf("Select(all) order differs at %d: %s, %s", i, all[i].Name, hosts[i].Name)
-			}
-		}
-		for _, h := range hosts[:min(len(hosts), 20)] {
-			got, err := inv.Select(h.Name)
-			if err != nil || len(got) == 0 {
-				t.Fatalf("Select(%q): %v", h.Name, err)
-			}
-		}
+		checkParsed(t, src, inventory.FormatINI)
 	})
+}
+
+// FuzzParseYAML: the same for the YAML parser.
+func FuzzParseYAML(f *testing.F) {
+	data, err := os.ReadFile("testdata/fleet.yml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(data))
+	for _, s := range []string{
+		"all:\n  hosts:\n    - a\n", "a: &x {hosts: {h: }}\nb:\n  children:\n    a: *x\n", "{all: {vars: {k: [1, {a: b}]}}}",
+		"all:\n  children:\n    a:\n      children:\n        a:\n", "g:\n  hosts: web[1:3]:22\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		checkParsed(t, src, inventory.FormatYAML)
+	})
+}
+
+func checkParsed(t *testing.T, src string, format inventory.Format) {
+	inv, err := inventory.ParseFormat("fuzz", []byte(src), format)
+	if err != nil {
+		var pe *inventory.ParseError
+		if !errors.As(err, &pe) {
+			t.Fatalf("error is not a *ParseError: %v", err)
+		}
+		return
+	}
+	hosts := inv.Hosts()
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		if h.Name == "" || h.Addr == "" || seen[h.Name] {
+			t.Fatalf("bad or repeated host %+v", h)
+		}
+		seen[h.Name] = true
+		if h.Port < 0 || h.Port > 65535 {
+			t.Fatalf("host %s: port %d", h.Name, h.Port)
+		}
+	}
+	if len(hosts) == 0 {
+		return
+	}
+	all, err := inv.Select("all")
+	if err != nil || len(all) != len(hosts) {
+		t.Fatalf("Select(all) = %d hosts, %v; want %d", len(all), err, len(hosts))
+	}
+	for i := range all {
+		if all[i].Name != hosts[i].Name {
+			t.Fatalf("Select(all) order differs at %d: %s, %s", i, all[i].Name, hosts[i].Name)
+		}
+	}
+	for _, h := range hosts[:min(len(hosts), 20)] {
+		got, err := inv.Select(h.Name)
+		if err != nil || len(got) == 0 {
+			t.Fatalf("Select(%q): %v", h.Name, err)
+		}
+	}
 }

@@ -164,9 +164,9 @@ func (b *builder) iniHostLine(g *group, line string, n int, plain bool) error {
 		}
 		vars[k] = value{v: unquote(v), line: n}
 	}
-	names, err := expandRanges(t.pattern, MaxHosts-len(b.hosts))
+	names, err := b.expand(t.pattern, n)
 	if err != nil {
-		return b.errorf(n, "%v", err)
+		return err
 	}
 	for _, name := range names {
 		if err := checkName(name); err != nil {

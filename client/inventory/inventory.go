@@ -16,6 +16,10 @@ import (
 // memory.
 const MaxHosts = 1 << 20
 
+// maxExpanded bounds the host names ranges make in one inventory,
+// repeats included.
+const maxExpanded = 4 * MaxHosts
+
 // maxGroups bounds the groups of one inventory; the group graph is
 // walked recursively.
 const maxGroups = 1 << 17
@@ -23,6 +27,14 @@ const maxGroups = 1 << 17
 // maxMemberships bounds the sum over hosts of the groups each is in,
 // ancestors included: what a deep chain of groups costs per host.
 const maxMemberships = 1 << 24
+
+// limits are the bounds a builder enforces; always defaultLimits but in
+// the package's own tests of them.
+type limits struct {
+	hosts, groups, expanded int
+}
+
+var defaultLimits = limits{hosts: MaxHosts, groups: maxGroups, expanded: maxExpanded}
 
 // maxFileSize bounds the size of an inventory or @file read.
 const maxFileSize = 64 << 20
@@ -145,7 +157,11 @@ func parse(name string, data []byte, f Format, varsDir string) (*Inventory, erro
 	if len(data) > maxFileSize {
 		return nil, &ParseError{File: name, Msg: "inventory too large"}
 	}
-	b := newBuilder(name)
+	return newBuilder(name).build(data, f, varsDir)
+}
+
+// build parses data, reads the variable directories and resolves.
+func (b *builder) build(data []byte, f Format, varsDir string) (*Inventory, error) {
 	var err error
 	switch f {
 	case FormatINI:
@@ -155,13 +171,13 @@ func parse(name string, data []byte, f Format, varsDir string) (*Inventory, erro
 	case FormatYAML:
 		err = b.parseYAML(data)
 	default:
-		err = &ParseError{File: name, Msg: "unknown format"}
+		err = b.errorf(0, "unknown format")
 	}
 	if err != nil {
 		return nil, err
 	}
 	if b.tooMany > 0 {
-		return nil, b.errorf(b.tooMany, "more than %d groups", maxGroups)
+		return nil, b.errorf(b.tooMany, "more than %d groups", b.limits.groups)
 	}
 	if varsDir != "" {
 		if err := b.loadVarDirs(varsDir); err != nil {
@@ -174,10 +190,10 @@ func parse(name string, data []byte, f Format, varsDir string) (*Inventory, erro
 var yamlKeyLine = regexp.MustCompile(`^[^\s#;\[][^\s]*:(\s|$)`)
 
 // detect picks the format: by extension for .yml, .yaml and .json (YAML)
-// and .ini and .cfg (INI), else by
-// the first line that is not blank or a comment: a section header means
-// INI, a "key:" line, "---" or "{" means YAML, and a file of lines with no
-// sections and no variables is a plain list.
+// and .ini and .cfg (INI), else by the first line that is not blank or a
+// comment: a section header means INI, a "key:" line, "---" or "{" means
+// YAML, and a file of lines with no sections and no variables is a plain
+// list.
 func detect(name string, data []byte) (Format, error) {
 	if bytes.HasPrefix(data, []byte("#!")) {
 		return 0, &ParseError{File: name, Line: 1, Msg: "starts with #!: inventory scripts are not run; save the script's output as YAML, or give an INI, YAML or plain-list file"}
@@ -225,6 +241,8 @@ type builder struct {
 	hosts      map[string]*hostEntry
 	hostOrder  []string
 	tooMany    int // line of the group past maxGroups, 0 if none
+	expanded   int // host names made by ranges so far, repeats included
+	limits     limits
 	// Variables from group_vars/NAME and host_vars/NAME files.
 	groupFileVars map[string]map[string]value
 	hostFileVars  map[string]map[string]value
@@ -258,7 +276,7 @@ type value struct {
 }
 
 func newBuilder(file string) *builder {
-	b := &builder{file: file, groups: map[string]*group{}, hosts: map[string]*hostEntry{}}
+	b := &builder{file: file, groups: map[string]*group{}, hosts: map[string]*hostEntry{}, limits: defaultLimits}
 	b.group("all", 0).defined = true
 	b.group("ungrouped", 0).defined = true
 	return b
@@ -280,7 +298,7 @@ func (b *builder) errAt(v value, format string, args ...any) error {
 func (b *builder) group(name string, line int) *group {
 	g := b.groups[name]
 	if g == nil {
-		if len(b.groups) >= maxGroups {
+		if len(b.groups) >= b.limits.groups {
 			b.tooMany = line
 		}
 		g = &group{name: name, line: line, hostSet: map[string]bool{}, childSet: map[string]bool{}, childAt: map[string]int{}, vars: map[string]value{}}
@@ -290,13 +308,27 @@ func (b *builder) group(name string, line int) *group {
 	return g
 }
 
+// expand expands the ranges of a host pattern, within MaxHosts hosts and
+// maxExpanded names made in all: writing a large range many times costs
+// as much as writing as many hosts.
+func (b *builder) expand(pattern string, line int) ([]string, error) {
+	names, err := expandRanges(pattern, MaxHosts)
+	if err != nil {
+		return nil, b.errorf(line, "%v", err)
+	}
+	if b.expanded += len(names); b.expanded > b.limits.expanded {
+		return nil, b.errorf(line, "ranges make more than %d host names in all (a host written again counts again)", b.limits.expanded)
+	}
+	return names, nil
+}
+
 // addHost adds host name to group g (nil: only to the inventory) with
 // its variables, later values winning.
 func (b *builder) addHost(name string, line int, g *group, vars map[string]value) error {
 	h := b.hosts[name]
 	if h == nil {
-		if len(b.hosts) >= MaxHosts {
-			return b.errorf(line, "more than %d hosts", MaxHosts)
+		if len(b.hosts) >= b.limits.hosts {
+			return b.errorf(line, "more than %d hosts", b.limits.hosts)
 		}
 		h = &hostEntry{name: name, line: line, vars: map[string]value{}}
 		b.hosts[name] = h

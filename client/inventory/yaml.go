@@ -214,9 +214,9 @@ func (w *yamlWalker) host(g *group, k, v *yaml.Node) error {
 			vars[kk] = vv
 		}
 	}
-	names, err := expandRanges(t.pattern, MaxHosts-len(b.hosts))
+	names, err := b.expand(t.pattern, k.Line)
 	if err != nil {
-		return b.errorf(k.Line, "%v", err)
+		return err
 	}
 	for _, name := range names {
 		if err := checkName(name); err != nil {
