@@ -609,6 +609,9 @@ func (b *builder) connection(name string, vars map[string]value) (Host, error) {
 		}
 		h.Addr = addr
 	}
+	if strings.HasPrefix(h.Addr, "-") {
+		return h, b.errorf(b.hosts[name].line, "host %s: an address may not start with '-'; set ansible_host", name)
+	}
 	if v, ok := vars["ansible_port"]; ok {
 		p, err := strconv.Atoi(v.v)
 		if err != nil || p < 1 || p > 65535 {
