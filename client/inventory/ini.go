@@ -131,7 +131,8 @@ func badSection(line string) string {
 func (b *builder) iniHostLine(g *group, line string, n int, plain bool) error {
 	toks, err := shellSplit(line, true)
 	if err != nil {
-		return b.errorf(n, "%v in %q", err, line)
+		// The line is not shown: it may hold a password.
+		return b.errorf(n, "%v", err)
 	}
 	if len(toks) == 0 {
 		return nil // only a comment

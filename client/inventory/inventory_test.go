@@ -338,8 +338,8 @@ func TestBadInput(t *testing.T) {
 		{"yaml-marker-in-ini", "bad.ini", "[g]\nh\n---\n", `bad.ini:3: a line "---" starts a YAML document`},
 		{"host-var-no-equals", "bad.ini", "[g]\nh port\n", `bad.ini:2: host h: want key=value after the host name, got "port"`},
 		{"host-var-empty-key", "bad.ini", "[g]\nh =1\n", `want key=value after the host name, got "=1"`},
-		{"host-unterminated-quote", "bad.ini", "[g]\nh x='a b\n", `bad.ini:2: unterminated ' quote in "h x='a b"`},
-		{"host-trailing-backslash", "bad.ini", "[g]\nh x=a\\\n", `bad.ini:2: a \\ ends the line with nothing to escape in "h x=a\\\\"`},
+		{"host-unterminated-quote", "bad.ini", "[g]\nh x='a b\n", `^inventory: bad.ini:2: unterminated ' quote$`},
+		{"host-trailing-backslash", "bad.ini", "[g]\nh x=a\\\n", `^inventory: bad.ini:2: a \\ ends the line with nothing to escape$`},
 		{"host-unterminated-dquote", "bad.ini", "[g]\nh x=\"a b\n", `unterminated " quote`},
 		{"host-port-range", "bad.ini", "[g]\nh:70000\n", `bad.ini:2: host "h:70000": port 70000 is out of range \(1-65535\)`},
 		{"host-port-letters", "bad.ini", "[g]\nh:ssh\n", `host "h:ssh": port "ssh" is not a number`},
@@ -357,8 +357,11 @@ func TestBadInput(t *testing.T) {
 		{"jump-dash", "bad.ini", "[g]\nh ansible_ssh_common_args='-J -oProxyCommand=x'\n", `jump host "-oProxyCommand=x": starts with '-'`},
 		{"ansible-user-bad", "bad.ini", "[g]\nh ansible_user='a b'\n", `ansible_user "a b" is not a user name`},
 		{"group-priority-bad", "bad.ini", "[g]\nh\n[g:vars]\nansible_group_priority=high\n", `bad.ini:4: group "g": ansible_group_priority "high" is not an integer`},
-		{"proxycommand-nc", "bad.ini", "[g]\nh ansible_ssh_common_args='-o ProxyCommand=\"nc -X 5 -x proxy:1080 %h %p\"'\n", `bad.ini:2: host h: ansible_ssh_common_args: ProxyCommand "nc -X 5 -x proxy:1080 %h %p" is not supported: only ssh -W %h:%p`},
-		{"proxycommand-remote-nc", "bad.ini", "[g]\nh ansible_ssh_common_args='-o ProxyCommand=\"ssh bastion nc %h %p\"'\n", `ProxyCommand "ssh bastion nc %h %p" is not supported`},
+		{"proxycommand-nc", "bad.ini", "[g]\nh ansible_ssh_common_args='-o ProxyCommand=\"nc -X 5 -x proxy:1080 %h %p\"'\n", `bad.ini:2: host h: ansible_ssh_common_args: ProxyCommand "nc …" is not supported: only ssh -W %h:%p`},
+		{"proxycommand-remote-nc", "bad.ini", "[g]\nh ansible_ssh_common_args='-o ProxyCommand=\"ssh bastion nc %h %p\"'\n", `ProxyCommand "ssh …" is not supported`},
+		{"proxycommand-empty", "bad.ini", "[g]\nh ansible_ssh_common_args='-o ProxyCommand='\n", `ansible_ssh_common_args: empty ProxyCommand`},
+		{"proxycommand-blank", "bad.ini", "[g]\nh ansible_ssh_common_args='-o \"ProxyCommand  \"'\n", `ansible_ssh_common_args: empty ProxyCommand`},
+		{"proxycommand-secret-not-shown", "bad.ini", "[g]\nh ansible_ssh_common_args='-o ProxyCommand=\"sshpass -p hunter2 ssh -W %h:%p b\"'\n", `^inventory: bad.ini:2: host h: ansible_ssh_common_args: ProxyCommand "sshpass …" is not supported`},
 		{"proxycommand-no-w", "bad.ini", "[g]\nh ansible_ssh_common_args='-o ProxyCommand=\"ssh bastion\"'\n", `is not supported`},
 		{"jump-no-arg", "bad.ini", "[g]\nh ansible_ssh_common_args=-J\n", `ansible_ssh_common_args: -J needs an argument`},
 		{"jump-token", "bad.ini", "[g]\nh ansible_ssh_common_args='-J %r@bastion'\n", `jump host "%r@bastion" holds a % token`},
@@ -412,6 +415,36 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("error %v is not a *ParseError naming %s", err, tc.file)
 			}
 		})
+	}
+}
+
+// TestErrorsHideProxyCommandArgs: a ProxyCommand may carry a password
+// (sshpass -p), and so may a host line; an error about one shows only the
+// command's program, and never the line.
+func TestErrorsHideProxyCommandArgs(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{
+		`sshpass -p hunter2 ssh -W %h:%p b`,
+		`ssh -W %h:%p -o IdentityAgent=hunter2 b extra`,
+		`ssh -W %h:%p hunter2@b:0`,
+		`ssh -W %h:%p -i 'hunter2`,
+		`ssh -W %h:%p -l`,
+	} {
+		src := "[g]\nh ansible_ssh_common_args='-o ProxyCommand=\"" + cmd + "\"'\n"
+		_, err := inventory.Parse("p.ini", []byte(src+"k ansible_password='hunter2\n"))
+		if err == nil {
+			t.Errorf("%s: parsed", cmd)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: the error shows the secret: %v", cmd, err)
+		}
+	}
+	for _, src := range []string{"[g]\nk ansible_password='hunter2\n", "[g]\nk ansible_password=hunter2\\\n", "[g]\nk ansible_password=hunter2 oops\n"} {
+		_, err := inventory.Parse("p.ini", []byte(src))
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%q: error %v", src, err)
+		}
 	}
 }
 

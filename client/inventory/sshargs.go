@@ -103,10 +103,20 @@ func jumpFromProxyCommand(cmd string) (string, error) {
 	if strings.EqualFold(strings.TrimSpace(cmd), "none") {
 		return "", nil
 	}
-	unsupported := fmt.Errorf("ProxyCommand %q is not supported: only ssh -W %%h:%%p [-p PORT] [-l USER] [USER@]BASTION is read as a jump; write -o ProxyJump=USER@BASTION instead", cmd)
+	// Errors show only the command's program: the rest may hold a
+	// password (sshpass -p …).
+	words := strings.Fields(cmd)
+	if len(words) == 0 {
+		return "", fmt.Errorf("empty ProxyCommand")
+	}
+	shown := words[0]
+	if len(words) > 1 {
+		shown += " …"
+	}
+	unsupported := fmt.Errorf("ProxyCommand %q is not supported: only ssh -W %%h:%%p [-p PORT] [-l USER] [USER@]BASTION is read as a jump; write -o ProxyJump=USER@BASTION instead", shown)
 	toks, err := shellSplit(cmd, false)
 	if err != nil {
-		return "", fmt.Errorf("ProxyCommand %q: %v", cmd, err)
+		return "", fmt.Errorf("ProxyCommand %q: %v", shown, err)
 	}
 	if len(toks) == 0 || path.Base(toks[0]) != "ssh" {
 		return "", unsupported
@@ -128,7 +138,7 @@ func jumpFromProxyCommand(cmd string) (string, error) {
 		}
 		if arg == "" {
 			if i+1 >= len(toks) {
-				return "", fmt.Errorf("ProxyCommand %q: -%c needs an argument", cmd, flag)
+				return "", fmt.Errorf("ProxyCommand %q: -%c needs an argument", shown, flag)
 			}
 			i++
 			arg = toks[i]
@@ -165,7 +175,7 @@ func jumpFromProxyCommand(cmd string) (string, error) {
 	dest = strings.TrimPrefix(dest, "ssh://")
 	t, err := parseHostToken(dest, true)
 	if err != nil {
-		return "", fmt.Errorf("ProxyCommand %q: %v", cmd, err)
+		return "", fmt.Errorf("ProxyCommand %q: bastion: %v", shown, err)
 	}
 	if user == "" {
 		user = t.user // as in ssh, an earlier -l wins over user@

@@ -109,7 +109,7 @@ func TestVarsDirsBad(t *testing.T) {
 		{"yaml-syntax", map[string]string{"group_vars/web.yml": "x: [\n"}, `^inventory: .*/group_vars/web.yml:\d+: did not find expected node content`},
 		{"not-a-mapping", map[string]string{"host_vars/web1.yml": "- a\n"}, `^inventory: .*/host_vars/web1.yml:1: variables: want a mapping, got a list$`},
 		{"bad-port", map[string]string{"group_vars/all.yml": "ansible_port: ssh\n"}, `^inventory: .*/group_vars/all.yml:1: host web1: ansible_port "ssh" is not a port \(1-65535\)$`},
-		{"bad-jump", map[string]string{"group_vars/web/ssh.yml": "# ssh\nansible_ssh_common_args: -o ProxyCommand=\"nc %h %p\"\n"}, `^inventory: .*/group_vars/web/ssh.yml:2: host web1: ansible_ssh_common_args: ProxyCommand "nc %h %p" is not supported`},
+		{"bad-jump", map[string]string{"group_vars/web/ssh.yml": "# ssh\nansible_ssh_common_args: -o ProxyCommand=\"nc %h %p\"\n"}, `^inventory: .*/group_vars/web/ssh.yml:2: host web1: ansible_ssh_common_args: ProxyCommand "nc …" is not supported`},
 		{"duplicate-key", map[string]string{"host_vars/web2": "a: 1\na: 2\n"}, `host_vars/web2:2: variables: duplicate key "a" \(first at line 1\)`},
 	}
 	for _, tc := range tests {
