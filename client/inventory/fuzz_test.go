@@ -3,6 +3,7 @@ package inventory_test
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/keyhole-dev/keyhole/client/inventory"
@@ -88,4 +89,41 @@ func checkParsed(t *testing.T, src string, format inventory.Format) {
 			t.Fatalf("Select(%q): %v", h.Name, err)
 		}
 	}
+}
+
+// FuzzSelect: any pattern gives hosts of the inventory, in inventory
+// order and each once, or an error; never a panic. (@file terms are left
+// out: they read files.)
+func FuzzSelect(f *testing.F) {
+	inv, err := inventory.Load("testdata/fleet.ini")
+	if err != nil {
+		f.Fatal(err)
+	}
+	order := map[string]int{}
+	for i, h := range inv.Hosts() {
+		order[h.Name] = i
+	}
+	for _, s := range []string{"all", "web:&db", "!web,db", "~www0[12]", "pg-[!a]*", "web[0]", "~(", ":&!", "[::1]:22", "a:22:b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, pattern string) {
+		if strings.Contains(pattern, "@") {
+			return
+		}
+		hs, err := inv.Select(pattern)
+		if err != nil {
+			if len(hs) != 0 {
+				t.Fatalf("Select(%q): hosts and an error", pattern)
+			}
+			return
+		}
+		last := -1
+		for _, h := range hs {
+			i, ok := order[h.Name]
+			if !ok || i <= last {
+				t.Fatalf("Select(%q): %s out of order or unknown", pattern, h.Name)
+			}
+			last = i
+		}
+	})
 }

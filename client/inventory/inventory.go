@@ -3,6 +3,7 @@ package inventory
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -109,8 +110,22 @@ func (f Format) String() string {
 	return "unknown"
 }
 
-// Load reads the inventory at path, detecting its format.
+// Load reads the inventory at path, detecting its format, and the
+// group_vars and host_vars beside it.
 func Load(path string) (*Inventory, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := detect(path, data)
+	if err != nil {
+		return nil, err
+	}
+	return parse(path, data, f, filepath.Dir(path))
+}
+
+// readFile reads a regular file of at most maxFileSize bytes.
+func readFile(path string) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
@@ -121,18 +136,19 @@ func Load(path string) (*Inventory, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, &ParseError{File: path, Msg: "is not a regular file"}
 	}
-	if fi.Size() > maxFileSize {
-		return nil, &ParseError{File: path, Msg: fmt.Sprintf("is %d bytes, more than the %d an inventory may have", fi.Size(), maxFileSize)}
-	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
-	f, err := detect(path, data)
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("inventory: %w", err)
 	}
-	return parse(path, data, f, filepath.Dir(path))
+	if len(data) > maxFileSize {
+		return nil, &ParseError{File: path, Msg: fmt.Sprintf("is larger than %d bytes", maxFileSize)}
+	}
+	return data, nil
 }
 
 // Parse reads an inventory from data; name is used in errors and to

@@ -207,12 +207,9 @@ func readLimitFile(name string) ([]term, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("inventory: limit file %s is not a regular file", name)
 	}
-	if fi.Size() > maxFileSize {
-		return nil, fmt.Errorf("inventory: limit file %s is larger than %d bytes", name, maxFileSize)
-	}
-	data, err := os.ReadFile(name)
+	data, err := readFile(name)
 	if err != nil {
-		return nil, fmt.Errorf("inventory: limit file: %w", err)
+		return nil, err
 	}
 	var out []term
 	sc := bufio.NewScanner(bytes.NewReader(data))

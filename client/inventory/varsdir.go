@@ -85,7 +85,7 @@ func (b *builder) readVarsPath(path string, depth int, files *int) (map[string]v
 		return nil, &ParseError{File: path, Msg: "more than 10000 files and directories in group_vars and host_vars"}
 	}
 	if !fi.IsDir() {
-		return b.readVarsFile(path, fi)
+		return b.readVarsFile(path)
 	}
 	if depth >= maxVarsDepth {
 		return nil, &ParseError{File: path, Msg: "directories nest too deep"}
@@ -112,16 +112,10 @@ func (b *builder) readVarsPath(path string, depth int, files *int) (map[string]v
 	return out, nil
 }
 
-func (b *builder) readVarsFile(path string, fi fs.FileInfo) (map[string]value, error) {
-	if !fi.Mode().IsRegular() {
-		return nil, &ParseError{File: path, Msg: "is not a regular file"}
-	}
-	if fi.Size() > maxFileSize {
-		return nil, &ParseError{File: path, Msg: "file too large"}
-	}
-	data, err := os.ReadFile(path)
+func (b *builder) readVarsFile(path string) (map[string]value, error) {
+	data, err := readFile(path)
 	if err != nil {
-		return nil, &ParseError{File: path, Msg: err.Error()}
+		return nil, err
 	}
 	if bytes.HasPrefix(data, []byte("$ANSIBLE_VAULT;")) {
 		return nil, nil // encrypted: its variables are not read
