@@ -19,28 +19,17 @@ func jumpFromArgs(args string) (jump string, found bool, err error) {
 	if err != nil {
 		return "", false, err
 	}
-	for i := 0; i < len(toks); i++ {
-		t := toks[i]
-		if len(t) < 2 || t[0] != '-' || t[1] == '-' {
-			continue
-		}
-		flag, arg := t[1], t[2:]
-		if !strings.ContainsRune(sshFlagsWithArg, rune(flag)) {
-			continue
-		}
-		if arg == "" {
-			if i+1 >= len(toks) {
-				return "", false, fmt.Errorf("-%c needs an argument", flag)
-			}
-			i++
-			arg = toks[i]
-		}
-		switch flag {
+	opts, _, err := sshGetopt(toks)
+	if err != nil {
+		return "", false, err
+	}
+	for _, o := range opts {
+		switch o.flag {
 		case 'J':
-			j, err := checkJump(arg)
+			j, err := checkJump(o.arg)
 			return j, true, err
 		case 'o':
-			key, val := splitOption(arg)
+			key, val := splitOption(o.arg)
 			switch strings.ToLower(key) {
 			case "proxyjump":
 				j, err := checkJump(val)
@@ -52,6 +41,48 @@ func jumpFromArgs(args string) (jump string, found bool, err error) {
 		}
 	}
 	return "", false, nil
+}
+
+// sshOpt is one option of an ssh(1) command line; arg is "" for a flag
+// without one.
+type sshOpt struct {
+	flag byte
+	arg  string
+}
+
+// sshGetopt reads ssh(1) arguments as ssh does: flags may be bundled
+// (-qJ bastion), an option's argument is glued (-pPORT) or the next word,
+// options may follow the destination, and -- ends the options. It returns
+// the options in order and the other words.
+func sshGetopt(toks []string) (opts []sshOpt, words []string, err error) {
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		if t == "--" {
+			return opts, append(words, toks[i+1:]...), nil
+		}
+		if len(t) < 2 || t[0] != '-' {
+			words = append(words, t)
+			continue
+		}
+		for j := 1; j < len(t); j++ {
+			flag := t[j]
+			if !strings.ContainsRune(sshFlagsWithArg, rune(flag)) {
+				opts = append(opts, sshOpt{flag: flag})
+				continue
+			}
+			arg := t[j+1:]
+			if arg == "" {
+				if i+1 >= len(toks) {
+					return nil, nil, fmt.Errorf("-%c needs an argument", flag)
+				}
+				i++
+				arg = toks[i]
+			}
+			opts = append(opts, sshOpt{flag: flag, arg: arg})
+			break
+		}
+	}
+	return opts, words, nil
 }
 
 // splitOption splits an ssh -o option: Key=Value or Key Value.
@@ -121,55 +152,50 @@ func jumpFromProxyCommand(cmd string) (string, error) {
 	if len(toks) == 0 || path.Base(toks[0]) != "ssh" {
 		return "", unsupported
 	}
-	var user, port, dest, inner string
+	opts, words, err := sshGetopt(toks[1:])
+	if err != nil {
+		return "", fmt.Errorf("ProxyCommand %q: %v", shown, err)
+	}
+	if len(words) != 1 {
+		return "", unsupported // no bastion, or a remote command
+	}
+	dest := words[0]
+	// As ssh, the first value given for each setting wins.
+	var user, port, inner string
+	first := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
 	forward := false
-	for i := 1; i < len(toks); i++ {
-		t := toks[i]
-		if dest != "" {
-			return "", unsupported // a remote command, not -W
-		}
-		if len(t) < 2 || t[0] != '-' {
-			dest = t
-			continue
-		}
-		flag, arg := t[1], t[2:]
-		if !strings.ContainsRune(sshFlagsWithArg, rune(flag)) {
-			continue
-		}
-		if arg == "" {
-			if i+1 >= len(toks) {
-				return "", fmt.Errorf("ProxyCommand %q: -%c needs an argument", shown, flag)
-			}
-			i++
-			arg = toks[i]
-		}
-		switch flag {
+	for _, o := range opts {
+		switch o.flag {
 		case 'W':
-			if arg != "%h:%p" && arg != "[%h]:%p" {
+			if o.arg != "%h:%p" && o.arg != "[%h]:%p" {
 				return "", unsupported
 			}
 			forward = true
 		case 'p':
-			port = arg
+			first(&port, o.arg)
 		case 'l':
-			user = arg
+			first(&user, o.arg)
 		case 'J':
-			inner = arg
+			first(&inner, o.arg)
 		case 'o':
-			key, val := splitOption(arg)
+			key, val := splitOption(o.arg)
 			switch strings.ToLower(key) {
 			case "port":
-				port = val
+				first(&port, val)
 			case "user":
-				user = val
+				first(&user, val)
 			case "proxyjump":
-				inner = val
+				first(&inner, val)
 			case "proxycommand":
 				return "", unsupported
 			}
 		}
 	}
-	if !forward || dest == "" {
+	if !forward {
 		return "", unsupported
 	}
 	dest = strings.TrimPrefix(dest, "ssh://")
