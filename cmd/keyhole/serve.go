@@ -21,11 +21,18 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "serve --config FILE", stdout)
+	fs := newFlagSet("serve", "serve --config FILE | serve --check-config FILE [--strict]", stdout)
 	cfgPath := fs.String("config", "", "TOML configuration `file` (required)")
 	addrFile := fs.String("addr-file", "", "write the listening address to this `file` once listening")
+	checks := addServeChecks(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if err := checks.validate(*cfgPath); err != nil {
+		return err
+	}
+	if checks.checkConfig != "" {
+		return checks.run(ctx, stdout, stderr)
 	}
 	if *cfgPath == "" {
 		return &usageError{"serve needs --config FILE"}
@@ -39,6 +46,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer srv.close()
+	checks.warnShell(ctx, cfg, stderr)
 	fmt.Fprintf(stderr, "keyhole: listening on %s\n", srv.addr())
 	fmt.Fprintf(stderr, "keyhole: host key %s (%s)\n", gossh.FingerprintSHA256(srv.hostKey), srv.hostKey.Type())
 	fmt.Fprintf(stderr, "keyhole: known_hosts line: %s\n", knownHostsLine(srv.addr(), srv.hostKey))
