@@ -58,7 +58,7 @@ type sshdSettings struct {
 	source              string // how they were found, for messages
 	trustedUserCAKeys   []string
 	authorizedKeysFile  [][]string
-	authorizedKeysFound bool     // AuthorizedKeysFile was set anywhere
+	authorizedKeysFound bool // AuthorizedKeysFile was set anywhere
 	// principals is the global AuthorizedPrincipalsFile or
 	// AuthorizedPrincipalsCommand other than "none": certificates then log
 	// in only as users whose list names one of their principals.
