@@ -326,6 +326,9 @@ func trustedCAFindings(caFile, source string, cas *keys.TrustedCAs) []string {
 		caFile = filepath.Join("/", caFile)
 	}
 	data, err := readCapped(caFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // sshd trusts no CA from a missing file
+	}
 	if err != nil {
 		return []string{fmt.Sprintf("sshd (%s) trusts the user CAs in %s, which cannot be read to compare with keyhole's: %v", source, caFile, err)}
 	}
