@@ -37,9 +37,11 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitfile": cmdWaitFile,
-			"filemode": cmdFileMode,
-			"addrport": cmdAddrPort,
+			"waitfile":  cmdWaitFile,
+			"filemode":  cmdFileMode,
+			"addrport":  cmdAddrPort,
+			"freeport":  cmdFreePort,
+			"waitmatch": cmdWaitMatch,
 		},
 	})
 }

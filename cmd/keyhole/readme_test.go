@@ -1,0 +1,111 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/txtar"
+)
+
+// TestReadmeWalkthrough checks that testdata/readme_walkthrough.txt (which
+// TestScripts runs) replays README's "Run a server": every line of a block
+// marked <!-- run --> appears in the script (quotes and runs of spaces
+// aside, the README's port 2222 as $PORT, a trailing " &" as a background
+// command), and every block marked <!-- file: NAME --> is a file of the
+// script with the same content. It also checks the Go version the README
+// names against go.mod.
+func TestReadmeWalkthrough(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := section(t, string(readme), "## Run a server")
+	ar, err := txtar.ParseFile("testdata/readme_walkthrough.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script []string
+	for _, line := range strings.Split(string(ar.Comment), "\n") {
+		if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {
+			script = append(script, normCommand(l))
+		}
+	}
+	files := map[string]string{}
+	for _, f := range ar.Files {
+		files[f.Name] = string(f.Data)
+	}
+
+	marker := regexp.MustCompile(`^<!-- (run|file: (\S+)) -->$`)
+	lines := strings.Split(text, "\n")
+	var runs, fileBlocks int
+	for i := 0; i < len(lines); i++ {
+		m := marker.FindStringSubmatch(lines[i])
+		if m == nil {
+			continue
+		}
+		if i+1 >= len(lines) || !strings.HasPrefix(lines[i+1], "```") {
+			t.Fatalf("README line %q is not followed by a code block", lines[i])
+		}
+		var block []string
+		for i += 2; i < len(lines) && lines[i] != "```"; i++ {
+			block = append(block, lines[i])
+		}
+		if m[2] != "" {
+			fileBlocks++
+			want := strings.Join(block, "\n") + "\n"
+			got, ok := "", false
+			for name, data := range files {
+				if name == m[2] || strings.HasSuffix(name, "/"+m[2]) {
+					got, ok = data, true
+				}
+			}
+			if !ok {
+				t.Errorf("README file %s is not in the walkthrough script", m[2])
+			} else if got != want {
+				t.Errorf("README file %s differs from the script's:\nREADME:\n%s\nscript:\n%s", m[2], want, got)
+			}
+			continue
+		}
+		for _, cmd := range block {
+			if cmd = strings.TrimSpace(cmd); cmd == "" || strings.HasPrefix(cmd, "#") {
+				continue
+			}
+			runs++
+			want := normCommand(strings.ReplaceAll(strings.TrimSuffix(cmd, " &"), "2222", "$PORT"))
+			found := false
+			for _, s := range script {
+				if strings.Contains(s, want) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("README command %q is not replayed by testdata/readme_walkthrough.txt", cmd)
+			}
+		}
+	}
+	if runs < 8 || fileBlocks < 3 {
+		t.Fatalf("README's walkthrough has %d commands and %d files: the markers are missing", runs, fileBlocks)
+	}
+
+	gomod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
+	if m == nil {
+		t.Fatal("go.mod has no go directive")
+	}
+	if want := "Go " + string(m[1]) + " or later"; !strings.Contains(text, want) {
+		t.Errorf("README's Run a server does not say %q (go.mod: go %s)", want, m[1])
+	}
+}
+
+// normCommand drops quotes and collapses white space, so a command quoted
+// for sh -c in a script matches the README's.
+func normCommand(s string) string {
+	s = strings.NewReplacer(`'`, "", `"`, "").Replace(s)
+	return strings.Join(strings.Fields(s), " ")
+}
