@@ -50,6 +50,14 @@ audit_log = "audit.log"
 	caFP := keyFingerprint(t, ca+".pub")
 
 	base := "HostKey " + hostKey + "\nPidFile none\nUsePAM no\n"
+	// docs/deploy.md's way to share one CA with sshd.
+	deploy := readText(t, "../../docs/deploy.md")
+	_, shared, ok := strings.Cut(deploy, "<!-- file: sshd_config -->\n```\n")
+	if !ok {
+		t.Fatal("docs/deploy.md has no sshd_config block")
+	}
+	shared, _, _ = strings.Cut(shared, "```")
+	shared = strings.ReplaceAll(shared, "/etc/ssh/user_ca.pub", ca+".pub")
 	for _, tc := range []struct {
 		name   string
 		config string
@@ -60,6 +68,7 @@ audit_log = "audit.log"
 			`keyhole: error: sshd \(` + regexp.QuoteMeta(sshd) + ` -T -f .*sshd_config\) trusts user CA ` + regexp.QuoteMeta(caFP)},
 		{"sshd-trusts-another-ca", "TrustedUserCAKeys " + other + ".pub\n", false, `^$`},
 		{"sshd-principals-file", "TrustedUserCAKeys " + ca + ".pub\nAuthorizedPrincipalsFile /etc/ssh/principals/%u\n", false, `^$`},
+		{"deploy-md-shared-ca", shared, false, `^$`},
 		{"sshd-authorized-keys-file", "AuthorizedKeysFile .ssh/keyhole_only_keys\n", true,
 			regexp.QuoteMeta(filepath.Join(home, ".ssh", "keyhole_only_keys")) + `:1 lists key .* \(line 1, user agent-9\): it also opens a shell as local user ops`},
 		// sshd -T refuses an unknown keyword: the file is parsed instead,
