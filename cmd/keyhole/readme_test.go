@@ -42,6 +42,10 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 }
 
+// sshConfigFlag is the -F FILE a script gives ssh so that the machine's
+// ~/.ssh/config plays no part; the documents leave it out.
+var sshConfigFlag = regexp.MustCompile(`\s-F\s+\S+`)
+
 // normCommand drops quotes and collapses white space, so a command quoted
 // for sh -c in a script matches the README's.
 func normCommand(s string) string {
@@ -64,7 +68,7 @@ func checkReplayed(t *testing.T, text, scriptPath string, subst func(string) str
 	var script []string
 	for _, line := range strings.Split(string(ar.Comment), "\n") {
 		if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {
-			script = append(script, normCommand(l))
+			script = append(script, normCommand(sshConfigFlag.ReplaceAllString(l, "")))
 		}
 	}
 	files := map[string]string{}
@@ -135,5 +139,19 @@ func TestDeployLayout(t *testing.T) {
 	runs, files := checkReplayed(t, text, "testdata/deploy_layout.txt", root.Replace)
 	if runs < 8 || files < 1 {
 		t.Fatalf("docs/deploy.md's layout has %d commands and %d files: the markers are missing", runs, files)
+	}
+}
+
+// TestCookbook checks that testdata/cookbook.txt (which TestScripts runs)
+// holds every policy and script of docs/cookbook.md and runs every keyhole
+// command of it.
+func TestCookbook(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/cookbook.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, files := checkReplayed(t, string(doc), "testdata/cookbook.txt", func(s string) string { return s })
+	if runs < 8 || files < 7 {
+		t.Fatalf("docs/cookbook.md has %d commands and %d files: the markers are missing", runs, files)
 	}
 }
