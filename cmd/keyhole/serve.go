@@ -21,8 +21,8 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "serve --config FILE | serve --check-config FILE [--strict]", stdout)
-	cfgPath := fs.String("config", "", "TOML configuration `file` (required)")
+	fs := newFlagSet("serve", "serve --config FILE | --check-config FILE [--strict]", stdout)
+	cfgPath := fs.String("config", "", "TOML configuration `file` to serve")
 	addrFile := fs.String("addr-file", "", "write the listening address to this `file` once listening")
 	checks := addServeChecks(fs)
 	if err := parseFlags(fs, args); err != nil {
