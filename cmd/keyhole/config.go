@@ -190,14 +190,14 @@ func loadConfig(path string) (*config, error) {
 	var c config
 	md, err := toml.DecodeFile(path, &c)
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, decodeError(path, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		err := fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+		err := fmt.Errorf("config %s: unknown key %s", at(path, keyLine(path, und[0])), strings.Join(keys, ", "))
 		if hint := misplacedKey(und[0]); hint != "" {
 			return nil, &hinted{err, hint}
 		}

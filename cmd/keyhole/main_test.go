@@ -37,10 +37,12 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitfile": cmdWaitFile,
-			"filemode": cmdFileMode,
-			"addrport": cmdAddrPort,
-			"httpget":  cmdHTTPGet,
+			"waitfile":  cmdWaitFile,
+			"filemode":  cmdFileMode,
+			"addrport":  cmdAddrPort,
+			"freeport":  cmdFreePort,
+			"waitmatch": cmdWaitMatch,
+			"httpget":   cmdHTTPGet,
 		},
 	})
 }

@@ -22,12 +22,19 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "serve --config FILE", stdout)
-	cfgPath := fs.String("config", "", "TOML configuration `file` (required)")
+	fs := newFlagSet("serve", "serve --config FILE | --check-config FILE [--strict]", stdout)
+	cfgPath := fs.String("config", "", "TOML configuration `file` to serve")
 	addrFile := fs.String("addr-file", "", "write the listening address to this `file` once listening")
 	metricsAddrFile := fs.String("metrics-addr-file", "", "write the metrics endpoint's address to this `file` once listening")
+	checks := addServeChecks(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if err := checks.validate(*cfgPath); err != nil {
+		return err
+	}
+	if checks.checkConfig != "" {
+		return checks.run(ctx, stdout, stderr)
 	}
 	if *cfgPath == "" {
 		return &usageError{"serve needs --config FILE"}
@@ -41,6 +48,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer srv.close()
+	checks.warnShell(ctx, cfg, stderr)
 	fmt.Fprintf(stderr, "keyhole: listening on %s\n", srv.addr())
 	fmt.Fprintf(stderr, "keyhole: host key %s (%s)\n", gossh.FingerprintSHA256(srv.hostKey), srv.hostKey.Type())
 	fmt.Fprintf(stderr, "keyhole: known_hosts line: %s\n", knownHostsLine(srv.addr(), srv.hostKey))
