@@ -7,8 +7,12 @@ package client
 // @cert-authority line is accepted for the hosts that line names.
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -72,9 +76,21 @@ func DefaultKnownHosts() []string {
 	return exist
 }
 
-// hostKeys checks host keys against known_hosts files.
+// hostKeys checks host keys against known_hosts files. Plain keys are
+// checked by x/crypto's knownhosts; @cert-authority and @revoked lines are
+// read here too, since knownhosts matches a pattern such as "*" against
+// port 22 only, where OpenSSH matches it against "[host]:port" as well.
 type hostKeys struct {
-	cb ssh.HostKeyCallback
+	cb          ssh.HostKeyCallback
+	authorities []caLine
+	revoked     map[string]bool // plain key blobs
+	caAt        map[string]bool // "file:line" of @cert-authority lines
+}
+
+// caLine is one @cert-authority line.
+type caLine struct {
+	patterns []string
+	key      ssh.PublicKey
 }
 
 // probeKey is a key no host has: checking it lists the known keys of a
@@ -97,17 +113,156 @@ func loadHostKeys(files []string) (*hostKeys, error) {
 	if len(files) == 0 {
 		return nil, errors.New("client: no known_hosts file (~/.ssh/known_hosts does not exist): every host would be refused")
 	}
+	for _, fn := range files {
+		if _, err := os.Stat(fn); err != nil {
+			return nil, fmt.Errorf("client: known hosts: %w", err)
+		}
+	}
 	cb, err := knownhosts.New(files...)
 	if err != nil {
 		return nil, fmt.Errorf("client: known hosts: %w", err)
 	}
-	return &hostKeys{cb: cb}, nil
+	h := &hostKeys{cb: cb, revoked: map[string]bool{}, caAt: map[string]bool{}}
+	for _, fn := range files {
+		if err := h.readMarkers(fn); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// readMarkers records the @cert-authority and @revoked lines of fn.
+func (h *hostKeys) readMarkers(fn string) error {
+	data, err := os.ReadFile(fn)
+	if err != nil {
+		return fmt.Errorf("client: known hosts: %w", err)
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 3 || (fields[0] != "@cert-authority" && fields[0] != "@revoked") {
+			continue
+		}
+		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(strings.Join(fields[2:], " ")))
+		if err != nil {
+			continue // knownhosts.New already refused a file of bad lines only
+		}
+		if fields[0] == "@revoked" {
+			if c, ok := key.(*ssh.Certificate); ok {
+				key = c.Key
+			}
+			h.revoked[string(key.Marshal())] = true
+			continue
+		}
+		h.caAt[fmt.Sprintf("%s:%d", fn, i+1)] = true
+		h.authorities = append(h.authorities, caLine{patterns: strings.Split(fields[1], ","), key: key})
+	}
+	return nil
+}
+
+// hostString is how OpenSSH names address in known_hosts: "host" on
+// port 22, "[host]:port" on any other.
+func hostString(address string) string {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return address
+	}
+	if port == "22" {
+		return host
+	}
+	return "[" + host + "]:" + port
+}
+
+// isAuthority reports whether ca is the key of an @cert-authority line
+// whose patterns match address, as OpenSSH matches them: a
+// comma-separated list of globs (* and ?) and hashed names, a negated
+// match (!pattern) excluding the host.
+func (h *hostKeys) isAuthority(ca ssh.PublicKey, address string) bool {
+	name := hostString(address)
+	for _, l := range h.authorities {
+		if !bytes.Equal(l.key.Marshal(), ca.Marshal()) {
+			continue
+		}
+		matched := false
+		for _, p := range l.patterns {
+			neg := strings.HasPrefix(p, "!")
+			p = strings.TrimPrefix(p, "!")
+			var ok bool
+			if strings.HasPrefix(p, "|1|") {
+				ok = hashedMatch(p, name)
+			} else {
+				ok = globMatch(p, name)
+			}
+			if ok && neg {
+				matched = false
+				break
+			}
+			matched = matched || ok
+		}
+		if matched {
+			return true
+		}
+	}
+	return false
+}
+
+// globMatch matches s against p, where * is any sequence and ? any one
+// character.
+func globMatch(p, s string) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case '*':
+			for i := len(s); i >= 0; i-- {
+				if globMatch(p[1:], s[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if s == "" {
+				return false
+			}
+		default:
+			if s == "" || p[0] != s[0] {
+				return false
+			}
+		}
+		p, s = p[1:], s[1:]
+	}
+	return s == ""
+}
+
+// hashedMatch matches a hashed known_hosts name (|1|salt|hash, base64,
+// HMAC-SHA1 of the name keyed by the salt) against name.
+func hashedMatch(p, name string) bool {
+	parts := strings.Split(p, "|")
+	if len(parts) != 4 {
+		return false
+	}
+	salt, err1 := base64.StdEncoding.DecodeString(parts[2])
+	want, err2 := base64.StdEncoding.DecodeString(parts[3])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	m := hmac.New(sha1.New, salt)
+	m.Write([]byte(name))
+	return hmac.Equal(m.Sum(nil), want)
 }
 
 // callback returns the check for a connection to address (host:port).
 func (h *hostKeys) callback(address string) ssh.HostKeyCallback {
 	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		err := h.cb(address, remote, key)
+		var err error
+		if _, isCert := key.(*ssh.Certificate); isCert {
+			checker := ssh.CertChecker{
+				IsHostAuthority: h.isAuthority,
+				IsRevoked: func(c *ssh.Certificate) bool {
+					return h.revoked[string(c.Key.Marshal())] || h.revoked[string(c.SignatureKey.Marshal())]
+				},
+			}
+			err = checker.CheckHostKey(address, remote, key)
+		} else {
+			err = h.cb(address, remote, key)
+		}
 		if err == nil {
 			return nil
 		}
@@ -122,7 +277,9 @@ func (h *hostKeys) callback(address string) ssh.HostKeyCallback {
 		switch {
 		case errors.As(err, &ke):
 			for _, w := range ke.Want {
-				he.Known = append(he.Known, fmt.Sprintf("%s:%d", w.Filename, w.Line))
+				if at := fmt.Sprintf("%s:%d", w.Filename, w.Line); !h.caAt[at] {
+					he.Known = append(he.Known, at)
+				}
 			}
 		case errors.As(err, &re):
 			he.Revoked = true
@@ -156,12 +313,18 @@ func (h *hostKeys) algorithms(address string) []string {
 		}
 	}
 	for _, w := range ke.Want {
+		if h.caAt[fmt.Sprintf("%s:%d", w.Filename, w.Line)] {
+			continue
+		}
 		switch t := w.Key.Type(); t {
 		case ssh.KeyAlgoRSA:
 			add(ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
 		default:
 			add(t)
 		}
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
