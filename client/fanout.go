@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -195,4 +197,53 @@ func FanOut(ctx context.Context, cfg Config, targets []Target, script string, op
 	}
 	defer d.Close()
 	return d.FanOut(ctx, targets, script, opts), nil
+}
+
+// Exit statuses of a fan-out (keyhole run over several hosts).
+const (
+	ExitAllOK         = 0 // every host ended ok
+	ExitSomeFailed    = 3 // at least one host did not end ok
+	ExitCouldNotStart = 4 // nothing ran: identities, known hosts, hosts list or script unusable
+)
+
+// Summary counts a fan-out's hosts by outcome.
+type Summary struct {
+	Total  int
+	Counts map[Outcome]int
+	Failed []Target // the hosts that did not end ok, in order
+}
+
+// Summarize counts results by outcome.
+func Summarize(results []HostResult) Summary {
+	s := Summary{Total: len(results), Counts: map[Outcome]int{}}
+	for _, r := range results {
+		s.Counts[r.Outcome]++
+		if r.Outcome != OK {
+			s.Failed = append(s.Failed, r.Target)
+		}
+	}
+	return s
+}
+
+// ExitStatus is ExitAllOK when every host ended ok, else ExitSomeFailed.
+func (s Summary) ExitStatus() int {
+	if len(s.Failed) > 0 {
+		return ExitSomeFailed
+	}
+	return ExitAllOK
+}
+
+// String is the summary line: "50 hosts: 42 ok, 3 access denied, …",
+// outcomes in the order of Outcomes, those with no host left out.
+func (s Summary) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d hosts:", s.Total)
+	sep := " "
+	for _, o := range Outcomes {
+		if n := s.Counts[o]; n > 0 {
+			fmt.Fprintf(&b, "%s%d %s", sep, n, o.Label())
+			sep = ", "
+		}
+	}
+	return b.String()
 }
