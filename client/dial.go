@@ -327,7 +327,13 @@ type UnreachableError struct {
 	Err  error
 }
 
-func (e *UnreachableError) Error() string { return fmt.Sprintf("%s unreachable: %v", e.Addr, e.Err) }
+func (e *UnreachableError) Error() string {
+	var oe *net.OpError
+	if errors.As(e.Err, &oe) {
+		return e.Err.Error() // names the address already
+	}
+	return fmt.Sprintf("connect to %s: %v", e.Addr, e.Err)
+}
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // TimeoutError is a connection or a script that ran out of time.
