@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -157,43 +158,63 @@ func (c *Client) RunWith(ctx context.Context, script string, opts RunOptions) (*
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError(ctx, host)
 	}
-	sess, err := c.ssh.NewSession()
+	// A raw session channel: x/crypto's Session does not count a
+	// subsystem as started, so its Wait would never report the exit status.
+	ch, reqs, err := c.ssh.OpenChannel("session", nil)
 	if err != nil {
 		return nil, fmt.Errorf("client: %s: open session: %w", host, err)
 	}
 	// Closing the session on ctx's end makes the server end the script.
 	var closeOnce sync.Once
-	closeSess := func() { closeOnce.Do(func() { sess.Close() }) }
+	closeSess := func() { closeOnce.Do(func() { ch.Close() }) }
 	defer closeSess()
 	stop := context.AfterFunc(ctx, closeSess)
 	defer stop()
 
+	// The exit status, from the channel's requests until it closes.
+	status := make(chan *int, 1)
+	go func() {
+		var st *int
+		for r := range reqs {
+			if r.Type == "exit-status" && len(r.Payload) >= 4 {
+				v := int(binary.BigEndian.Uint32(r.Payload))
+				st = &v
+			}
+			if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		}
+		status <- st
+	}()
 	budget := &budget{n: c.maxOutput}
-	sess.Stderr = budget.discard()
-	stdin, err := sess.StdinPipe()
-	if err != nil {
-		return nil, fmt.Errorf("client: %s: %w", host, err)
+	stderrDone := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(budget.discard(), ch.Stderr())
+		stderrDone <- err
+	}()
+	ok, err := ch.SendRequest("subsystem", true, ssh.Marshal(struct{ Name string }{"keyhole"}))
+	if err == nil && !ok {
+		err = errors.New("refused by the server")
 	}
-	stdout, err := sess.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("client: %s: %w", host, err)
-	}
-	if err := sess.RequestSubsystem("keyhole"); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctxError(ctx, host)
 		}
 		return nil, fmt.Errorf("client: %s: subsystem keyhole: %w", host, err)
 	}
-	if _, err := stdin.Write(line.Bytes()); err != nil && ctx.Err() == nil {
+	if _, err := ch.Write(line.Bytes()); err != nil && ctx.Err() == nil {
 		return nil, fmt.Errorf("client: %s: send request: %w", host, err)
 	}
-	stdin.Close()
+	_ = ch.CloseWrite()
 
 	res := &Result{}
 	var end *event
-	br := bufio.NewReader(budget.reader(stdout))
+	br := bufio.NewReader(budget.reader(ch))
 	for {
 		b, rerr := br.ReadBytes('\n')
+		if errors.Is(rerr, errBudget) {
+			return res, &ProtocolError{Host: host, Msg: fmt.Sprintf("more than %d bytes of output", c.maxOutput)}
+		}
 		if len(bytes.TrimSpace(b)) > 0 {
 			if end != nil {
 				return res, &ProtocolError{Host: host, Msg: "data after the end line"}
@@ -235,12 +256,19 @@ func (c *Client) RunWith(ctx context.Context, script string, opts RunOptions) (*
 			break
 		}
 	}
-	werr := sess.Wait()
+	var exit *int
+	select {
+	case exit = <-status:
+	case <-ctx.Done():
+	}
 	if end == nil {
 		if ctx.Err() != nil {
 			return res, ctxError(ctx, host)
 		}
-		return res, &ProtocolError{Host: host, Msg: fmt.Sprintf("the session ended without an end line (%v)", werr)}
+		return res, &ProtocolError{Host: host, Msg: "the session ended without an end line"}
+	}
+	if err := <-stderrDone; errors.Is(err, errBudget) {
+		return res, &ProtocolError{Host: host, Msg: fmt.Sprintf("more than %d bytes of output", c.maxOutput)}
 	}
 	res.Exit, res.Result, res.Error, res.Stats = *end.Exit, end.Result, end.Error, end.Stats
 	if len(res.Result) == 0 {
@@ -249,19 +277,10 @@ func (c *Client) RunWith(ctx context.Context, script string, opts RunOptions) (*
 	if !outcome.ValidEnd(res.Exit, res.Error) {
 		return res, &ProtocolError{Host: host, Msg: fmt.Sprintf("end line with exit %d and error %v", res.Exit, res.Error)}
 	}
-	var ee *ssh.ExitError
-	switch {
-	case werr == nil:
-		if res.Exit != 0 {
-			return res, &ProtocolError{Host: host, Msg: fmt.Sprintf("exit status 0, end line says %d", res.Exit)}
-		}
-	case errors.As(werr, &ee):
-		if ee.ExitStatus() != res.Exit {
-			return res, &ProtocolError{Host: host, Msg: fmt.Sprintf("exit status %d, end line says %d", ee.ExitStatus(), res.Exit)}
-		}
-	default:
-		// No exit status (ExitMissingError) or a closed connection after
-		// the end line: the end line stands.
+	// No exit status (a connection closed after the end line): the end
+	// line stands. One that contradicts it breaks the protocol.
+	if exit != nil && *exit != res.Exit {
+		return res, &ProtocolError{Host: host, Msg: fmt.Sprintf("exit status %d, end line says %d", *exit, res.Exit)}
 	}
 	return res, nil
 }

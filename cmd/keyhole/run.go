@@ -142,7 +142,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return &usageError{"timeouts must be positive"}
 	}
 	cfg := client.Config{
-		User: rf.login, Identities: rf.identities, KnownHosts: rf.knownHosts, NoAgent: rf.noAgent,
+		Identities: rf.identities, KnownHosts: rf.knownHosts, NoAgent: rf.noAgent,
 		Jump: rf.jump, ConnectTimeout: rf.connectTimeout,
 	}
 	fleet := len(pos) > 1 || rf.hosts != ""
@@ -178,10 +178,19 @@ func (e *connectError) Error() string { return e.err.Error() }
 func (e *connectError) Unwrap() error { return e.err }
 
 func runSingle(ctx context.Context, rf *runFlags, cfg client.Config, dest, script string, args map[string]any, stdout, stderr io.Writer) error {
-	if _, err := client.ParseTarget(dest); err != nil {
+	t, err := client.ParseTarget(dest)
+	if err != nil {
 		return &usageError{err.Error()}
 	}
-	c, err := client.Dial(ctx, dest, cfg)
+	if t.User == "" {
+		t.User = rf.login // -l names the destination's user, not the jump hosts'
+	}
+	d, err := client.NewDialer(cfg)
+	if err != nil {
+		return &connectError{err}
+	}
+	defer d.Close()
+	c, err := d.Dial(ctx, t)
 	if err != nil {
 		return &connectError{err}
 	}
