@@ -188,25 +188,59 @@ func newBar(w io.Writer, total int) *progressbar.ProgressBar {
 	)
 }
 
+// displayLines splits what a host sent into lines and escapes control
+// characters (\x1b as "\x1b"), so that no host can print a line that
+// looks like another host's, a group's header, or move the cursor.
+func displayLines(s string) []string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		var b strings.Builder
+		for _, r := range line {
+			if (r < 0x20 && r != '\t') || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+				fmt.Fprintf(&b, "\\x%02x", r)
+				continue
+			}
+			b.WriteRune(r)
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+// hostLines is what a host printed and its error line, for display.
+func hostLines(r client.HostResult) (output, errLines []string) {
+	if r.Result != nil && r.Err == nil {
+		for _, l := range r.Result.Output {
+			output = append(output, displayLines(l)...)
+		}
+	}
+	if e := r.ErrorLine(); e != "" {
+		errLines = displayLines(e)
+	}
+	return output, errLines
+}
+
 // printHost prints one host's output prefixed with its name, and its
 // error on stderr.
 func printHost(out, stderr io.Writer, r client.HostResult) {
 	name := r.Target.String()
-	if r.Result != nil && r.Err == nil {
-		for _, l := range r.Result.Output {
-			fmt.Fprintf(out, "%s: %s\n", name, l)
-		}
+	output, errLines := hostLines(r)
+	for _, l := range output {
+		fmt.Fprintf(out, "%s: %s\n", name, l)
 	}
-	if e := r.ErrorLine(); e != "" {
+	if len(errLines) > 0 {
 		if f, ok := out.(interface{ Flush() error }); ok {
 			f.Flush()
 		}
-		fmt.Fprintf(stderr, "%s: %s\n", name, e)
+		for _, l := range errLines {
+			fmt.Fprintf(stderr, "%s: %s\n", name, l)
+		}
 	}
 }
 
-// printGroups prints each distinct output once, under the hosts that gave
-// it, largest group first, then in the order of the first host.
+// printGroups prints each distinct output once, indented by two spaces
+// under a header line naming the hosts that gave it, largest group
+// first, then in the order of the first host.
 func printGroups(out io.Writer, results []client.HostResult) {
 	type group struct {
 		outcome client.Outcome
@@ -216,13 +250,8 @@ func printGroups(out io.Writer, results []client.HostResult) {
 	var groups []*group
 	byKey := map[string]*group{}
 	for _, r := range results {
-		var lines []string
-		if r.Result != nil && r.Err == nil {
-			lines = append(lines, r.Result.Output...)
-		}
-		if e := r.ErrorLine(); e != "" {
-			lines = append(lines, e)
-		}
+		output, errLines := hostLines(r)
+		lines := append(output, errLines...)
 		key := string(r.Outcome) + "\x00" + strings.Join(lines, "\n")
 		g := byKey[key]
 		if g == nil {
@@ -245,7 +274,7 @@ func printGroups(out io.Writer, results []client.HostResult) {
 		}
 		fmt.Fprintf(out, "---- %s (%d %s): %s\n", strings.Join(g.hosts, ","), len(g.hosts), n, g.outcome.Label())
 		for _, l := range g.lines {
-			fmt.Fprintln(out, l)
+			fmt.Fprintln(out, "  "+l)
 		}
 	}
 }
