@@ -86,6 +86,9 @@ func readHostsFile(path string) ([]string, error) {
 		if line == "" {
 			continue
 		}
+		if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") {
+			return nil, fmt.Errorf("hosts: %s:%d: %q is an inventory's group header: --hosts takes a plain list of destinations", path, n, line)
+		}
 		if strings.ContainsAny(line, " \t") {
 			return nil, fmt.Errorf("hosts: %s:%d: one destination a line, got %q", path, n, line)
 		}
