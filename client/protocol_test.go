@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,30 @@ import (
 // canned bytes and an exit status (-1: none), as a broken or hostile
 // server might; it stands in for one to test what the client accepts.
 func fakeServer(t *testing.T, reply string, status int) (addr string, hostLine string) {
+	return fakeServerFreezing(t, reply, status, false)
+}
+
+// freezeConn swallows what it reads once frozen, as a server process
+// that was stopped: nothing it is sent is answered, not even a channel's
+// close; only the connection's end is seen.
+type freezeConn struct {
+	net.Conn
+	frozen atomic.Bool
+}
+
+func (c *freezeConn) Read(p []byte) (int, error) {
+	for {
+		n, err := c.Conn.Read(p)
+		if err == nil && c.frozen.Load() {
+			continue
+		}
+		return n, err
+	}
+}
+
+// fakeServerFreezing is fakeServer; with freeze, it freezes when asked
+// for the subsystem instead of answering.
+func fakeServerFreezing(t *testing.T, reply string, status int, freeze bool) (addr string, hostLine string) {
 	t.Helper()
 	hs, _, err := keys.GenerateKey()
 	if err != nil {
@@ -40,10 +65,11 @@ func fakeServer(t *testing.T, reply string, status int) (addr string, hostLine s
 	go func() {
 		defer wg.Done()
 		for {
-			conn, err := ln.Accept()
+			raw, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			conn := &freezeConn{Conn: raw}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -59,6 +85,10 @@ func fakeServer(t *testing.T, reply string, status int) (addr string, hostLine s
 						return
 					}
 					for r := range creqs {
+						if freeze {
+							conn.frozen.Store(true) // and never reply
+							continue
+						}
 						r.Reply(r.Type == "subsystem", nil)
 						if r.Type != "subsystem" {
 							continue
@@ -128,5 +158,28 @@ func TestRunProtocolErrors(t *testing.T) {
 				t.Errorf("outcome %s", client.Classify(res, err))
 			}
 		})
+	}
+}
+
+// A server that stops answering mid-run cannot hold Run past its timeout:
+// the session is closed, and then, the server not letting go, the
+// connection.
+func TestRunFrozenServer(t *testing.T) {
+	f := newFixture(t)
+	addr, line := fakeServerFreezing(t, "", 0, true)
+	kh := f.knownHosts(t, "kh", line)
+	c, err := client.Dial(context.Background(), "logs@"+addr, client.Config{Identities: []string{f.userKey},
+		KnownHosts: []string{kh}, NoAgent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_, err = c.RunWith(context.Background(), `print(1)`, client.RunOptions{Timeout: 200 * time.Millisecond})
+	if client.Classify(nil, err) != client.TimedOut {
+		t.Errorf("err = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Run returned after %v", d)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -158,10 +159,26 @@ func (c *Client) RunWith(ctx context.Context, script string, opts RunOptions) (*
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError(ctx, host)
 	}
+	// A server that answers nothing (frozen, or a hostile one) would
+	// leave the calls below waiting: once ctx has ended, the connection
+	// is closed after closeGrace if Run has not returned by then.
+	var returned atomic.Bool
+	defer returned.Store(true)
+	stopGrace := context.AfterFunc(ctx, func() {
+		time.AfterFunc(closeGrace, func() {
+			if !returned.Load() {
+				c.ssh.Close()
+			}
+		})
+	})
+	defer stopGrace()
 	// A raw session channel: x/crypto's Session does not count a
 	// subsystem as started, so its Wait would never report the exit status.
 	ch, reqs, err := c.ssh.OpenChannel("session", nil)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx, host)
+		}
 		return nil, fmt.Errorf("client: %s: open session: %w", host, err)
 	}
 	// Closing the session on ctx's end makes the server end the script.
@@ -294,6 +311,11 @@ func ctxError(ctx context.Context, host string) error {
 }
 
 var errBudget = errors.New("output budget exhausted")
+
+// closeGrace is how long Run waits, after its context ended and the
+// session was closed, for the server to let go before it closes the
+// whole connection.
+const closeGrace = 2 * time.Second
 
 // budget caps the bytes read from a session's stdout and stderr together.
 type budget struct {
