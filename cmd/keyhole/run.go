@@ -24,7 +24,7 @@ import (
 	"github.com/keyhole-dev/keyhole/client"
 )
 
-const runSynopsis = `run [flags] (-e CODE | SCRIPT) DEST... 
+const runSynopsis = `run [flags] (-e CODE | SCRIPT) DEST...
 
 DEST is [user@]host[:port]. SCRIPT is a file ("-" for stdin). Flags may come
 before or after the destinations.
