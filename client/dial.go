@@ -274,7 +274,10 @@ func (d *Dialer) dialHop(ctx context.Context, via *ssh.Client, h Target) (*ssh.C
 		conn, err = via.DialContext(ctx, "tcp", addr)
 	}
 	if err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled):
+			return nil, fmt.Errorf("connect to %s: %w", addr, context.Canceled)
+		case ctx.Err() != nil:
 			return nil, &TimeoutError{Op: "connect to " + addr, Err: err}
 		}
 		return nil, &UnreachableError{Addr: addr, Err: err}
@@ -351,6 +354,8 @@ func classifyHandshake(ctx context.Context, addr, login string, err error) error
 	switch {
 	case errors.As(err, &he):
 		return he
+	case errors.Is(ctx.Err(), context.Canceled):
+		return fmt.Errorf("ssh handshake with %s: %w", addr, context.Canceled)
 	case ctx.Err() != nil:
 		return &TimeoutError{Op: "ssh handshake with " + addr, Err: err}
 	case strings.Contains(err.Error(), "unable to authenticate"):

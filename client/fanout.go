@@ -130,8 +130,8 @@ const (
 // FanOut runs script on every target, at most Parallel at once, each on
 // its own connection, and returns the results in the targets' order. No
 // host takes longer than its connect timeout per hop plus the run
-// timeout. When ctx ends, hosts not started end as TimedOut or Failed
-// without being contacted.
+// timeout. When ctx is cancelled, the hosts running end and those not
+// started end at once, as Failed (TimedOut when ctx's deadline passed).
 func (d *Dialer) FanOut(ctx context.Context, targets []Target, script string, opts FanOutOptions) []HostResult {
 	par := opts.Parallel
 	if par <= 0 {

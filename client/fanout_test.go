@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
@@ -225,4 +226,26 @@ func mustKey(t *testing.T) gossh.PublicKey {
 		t.Fatal(err)
 	}
 	return s.PublicKey()
+}
+
+// A cancelled fan-out ends at once: every host Failed, none contacted.
+func TestFanOutCancelled(t *testing.T) {
+	f := newFixture(t)
+	h := f.host(t, f.readPolicy)
+	kh := f.knownHosts(t, "kh", h.KnownHostsLine())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var port int
+	fmt.Sscan(h.Port, &port)
+	targets := []client.Target{{Name: "a", Addr: h.Host, Port: port, User: "logs"}, {Name: "b", Addr: h.Host, Port: port, User: "logs"}}
+	results, err := client.FanOut(ctx, client.Config{Identities: []string{f.userKey}, KnownHosts: []string{kh}, NoAgent: true},
+		targets, `print(1)`, client.FanOutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		if r.Outcome != client.Failed || !errors.Is(r.Err, context.Canceled) {
+			t.Errorf("%s: %s %v", r.Target.Name, r.Outcome, r.Err)
+		}
+	}
 }
