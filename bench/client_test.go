@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -32,67 +33,16 @@ func TestClientMemory(t *testing.T) {
 	if n <= 0 {
 		t.Skipf("set %s=N to measure the client's memory per host", clientHostsEnv)
 	}
-	testenv.NeedBinary(t, "ssh-keygen")
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "keyhole")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/keyhole")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	ca := testenv.NewKey(t, dir, "ca")
-	key := testenv.NewKey(t, dir, "id_ed25519")
-	testenv.Cert(t, ca, key+".pub", "agent-7", "logs", "-V", "-5m:+1h")
-	if err := os.MkdirAll(filepath.Join(dir, "policies"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	fx := startServeProcess(t, n, `@id("nothing")
+forbid (principal, action, resource);`)
+	targets := fx.targets(n)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(os.WriteFile(filepath.Join(dir, "policies", "p.cedar"), []byte(`@id("nothing")
-forbid (principal, action, resource);`), 0o644))
-	conf := fmt.Sprintf(`listen = "127.0.0.1:0"
-host_key = %q
-trusted_user_ca_keys = %q
-policy_dir = %q
-audit_log = %q
-[limits]
-max_connections = %d
-max_connections_per_user = %d
-max_startups = %d
-max_startups_per_source = %d
-`, filepath.Join(dir, "host_key"), ca+".pub", filepath.Join(dir, "policies"), filepath.Join(dir, "audit.log"), 2*n+10, 2*n+10, 2*n+10, 2*n+10)
-	must(os.WriteFile(filepath.Join(dir, "keyhole.toml"), []byte(conf), 0o644))
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := exec.CommandContext(ctx, bin, "serve", "--config", filepath.Join(dir, "keyhole.toml"), "--addr-file", filepath.Join(dir, "addr"))
-	must(srv.Start())
-	t.Cleanup(func() { cancel(); _ = srv.Wait() })
-	var addr string
-	deadline := time.Now().Add(30 * time.Second)
-	for addr == "" {
-		b, _ := os.ReadFile(filepath.Join(dir, "addr"))
-		addr = strings.TrimSpace(string(b))
-		if addr == "" {
-			if time.Now().After(deadline) {
-				t.Fatal("server did not start")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	pub, err := os.ReadFile(filepath.Join(dir, "host_key.pub"))
-	must(err)
-	host, port, _ := strings.Cut(addr, ":")
-	kh := filepath.Join(dir, "known_hosts")
-	must(os.WriteFile(kh, []byte("["+host+"]:"+port+" "+string(pub)), 0o644))
-	p, _ := strconv.Atoi(port)
-	targets := make([]client.Target, n)
-	for i := range targets {
-		targets[i] = client.Target{Name: fmt.Sprintf("web%04d", i), Addr: host, Port: p, User: "logs"}
-	}
-	d, err := client.NewDialer(client.Config{Identities: []string{key}, KnownHosts: []string{kh}, NoAgent: true})
+	d, err := client.NewDialer(client.Config{Identities: []string{fx.key}, KnownHosts: []string{fx.knownHosts}, NoAgent: true})
 	must(err)
 	defer d.Close()
 
@@ -178,4 +128,170 @@ func heapAndStacksNoGC() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse + m.StackInuse
+}
+
+// serveProcess is keyhole serve running as its own process, built from
+// this tree, with a user CA and a key certified for "logs" and the
+// current user.
+type serveProcess struct {
+	dir, ca, key, knownHosts string
+	host                     string
+	port                     int
+}
+
+func (s *serveProcess) targets(n int) []client.Target {
+	targets := make([]client.Target, n)
+	for i := range targets {
+		targets[i] = client.Target{Name: fmt.Sprintf("web%04d", i), Addr: s.host, Port: s.port, User: "logs"}
+	}
+	return targets
+}
+
+// startServeProcess builds cmd/keyhole and starts keyhole serve with
+// policy (a Cedar text; "{{DIR}}" is the test's directory) and its
+// connection caps raised above n.
+func startServeProcess(t *testing.T, n int, policy string) *serveProcess {
+	t.Helper()
+	testenv.NeedBinary(t, "ssh-keygen")
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "keyhole")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/keyhole")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	me, err := user.Current()
+	must(err)
+	ca := testenv.NewKey(t, dir, "ca")
+	key := testenv.NewKey(t, dir, "id_ed25519")
+	testenv.Cert(t, ca, key+".pub", "agent-7", "logs,"+me.Username, "-V", "-5m:+1h")
+	must(os.MkdirAll(filepath.Join(dir, "policies"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "policies", "p.cedar"), []byte(strings.ReplaceAll(policy, "{{DIR}}", dir)), 0o644))
+	conf := fmt.Sprintf(`listen = "127.0.0.1:0"
+host_key = %q
+trusted_user_ca_keys = %q
+policy_dir = %q
+audit_log = %q
+[limits]
+max_connections = %d
+max_connections_per_user = %d
+max_startups = %d
+max_startups_per_source = %d
+`, filepath.Join(dir, "host_key"), ca+".pub", filepath.Join(dir, "policies"), filepath.Join(dir, "audit.log"), 2*n+10, 2*n+10, 2*n+10, 2*n+10)
+	must(os.WriteFile(filepath.Join(dir, "keyhole.toml"), []byte(conf), 0o644))
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := exec.CommandContext(ctx, bin, "serve", "--config", filepath.Join(dir, "keyhole.toml"), "--addr-file", filepath.Join(dir, "addr"))
+	must(srv.Start())
+	t.Cleanup(func() { cancel(); _ = srv.Wait() })
+	var addr string
+	deadline := time.Now().Add(30 * time.Second)
+	for addr == "" {
+		b, _ := os.ReadFile(filepath.Join(dir, "addr"))
+		addr = strings.TrimSpace(string(b))
+		if addr == "" {
+			if time.Now().After(deadline) {
+				t.Fatal("server did not start")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	pub, err := os.ReadFile(filepath.Join(dir, "host_key.pub"))
+	must(err)
+	host, port, _ := strings.Cut(addr, ":")
+	kh := filepath.Join(dir, "known_hosts")
+	must(os.WriteFile(kh, []byte("["+host+"]:"+port+" "+string(pub)), 0o644))
+	p, _ := strconv.Atoi(port)
+	return &serveProcess{dir: dir, ca: ca, key: key, knownHosts: kh, host: host, port: p}
+}
+
+// clientVsSSHEnv names how many hosts TestClientVsSSHProcesses runs one
+// script on ("40"); unset, the test skips.
+const clientVsSSHEnv = "KEYHOLE_CLIENT_VS_SSH"
+
+// TestClientVsSSHProcesses compares keyhole run's fan-out (one process,
+// a connection per host, 20 at once) with the model of parallel-ssh -p
+// 20: one stock ssh process per host, 20 at once, against OpenSSH's sshd
+// running cat. Both read the same small file on N names of one server on
+// loopback. Three runs each, alternating; the best of each is reported.
+func TestClientVsSSHProcesses(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv(clientVsSSHEnv))
+	if n <= 0 {
+		t.Skipf("set %s=N to compare keyhole run with one ssh process per host", clientVsSSHEnv)
+	}
+	testenv.NeedBinary(t, "ssh")
+	if testenv.SSHDPath() == "" {
+		t.Skip("sshd not installed")
+	}
+	const par = 20
+	fx := startServeProcess(t, n, `@id("read")
+permit (principal, action == Keyhole::Action::"read", resource in Keyhole::Dir::"{{DIR}}/pub");`)
+	file := filepath.Join(fx.dir, "pub", "small.txt")
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("a small file of 29 bytes....\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sshd := testenv.StartSSHD(t, testenv.SSHDOptions{Dir: t.TempDir(), TrustedUserCAKeys: fx.ca + ".pub", Home: t.TempDir()})
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := client.NewDialer(client.Config{Identities: []string{fx.key}, KnownHosts: []string{fx.knownHosts}, NoAgent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	targets := fx.targets(n)
+	keyholeRun := func() time.Duration {
+		start := time.Now()
+		res := d.FanOut(context.Background(), targets, `print(fs.read(args["p"]).strip())`,
+			client.FanOutOptions{Parallel: par, Args: map[string]any{"p": file}})
+		el := time.Since(start)
+		if s := client.Summarize(res); s.ExitStatus() != 0 {
+			t.Fatalf("keyhole: %s: %v", s, res[0].Err)
+		}
+		return el
+	}
+	sshRun := func() time.Duration {
+		start := time.Now()
+		sem := make(chan struct{}, par)
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for range n {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				cmd := testenv.SSHCommand(context.Background(), sshd.KnownHosts, sshd.Addr, me.Username, fx.key, fx.key+"-cert.pub", "cat "+file)
+				out, err := cmd.Output()
+				if err != nil || string(out) != "a small file of 29 bytes....\n" {
+					failed.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if failed.Load() > 0 {
+			t.Fatalf("ssh: %d of %d failed\n%s", failed.Load(), n, sshd.Log())
+		}
+		return time.Since(start)
+	}
+	bestK, bestS := time.Duration(1<<62), time.Duration(1<<62)
+	for range 3 {
+		bestK = min(bestK, keyholeRun())
+		bestS = min(bestS, sshRun())
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("%d hosts, %d at once: keyhole run %v, one ssh process per host %v: %.1fx (load %s)",
+		n, par, bestK.Round(time.Millisecond), bestS.Round(time.Millisecond), float64(bestS)/float64(bestK), strings.Fields(string(load))[0])
 }
