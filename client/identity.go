@@ -46,9 +46,10 @@ func (id *identities) close() {
 }
 
 // loadIdentities loads the named keys (each must load), or the default
-// ones that exist when none is named, then the agent's keys. A key file
-// that is encrypted is skipped when the agent holds its key: the agent
-// signs for it.
+// ones that exist when none is named, then the agent's keys. An encrypted
+// key file is skipped when the agent holds its key (the agent signs for
+// it), and so is an encrypted default identity; a named one the agent
+// does not hold is an error, as keyhole never asks for a passphrase.
 func loadIdentities(files []string, agentSock string, useAgent bool) (*identities, error) {
 	id := &identities{}
 	var agentSigners []ssh.Signer
@@ -76,8 +77,9 @@ func loadIdentities(files []string, agentSock string, useAgent bool) (*identitie
 			fileSigners = append(fileSigners, ss...)
 		case !named && errors.Is(err, os.ErrNotExist):
 			// a default identity that is not there
-		case errors.As(err, new(*ssh.PassphraseMissingError)) && agentHolds(agentSigners, f):
-			// the agent signs for it
+		case errors.As(err, new(*ssh.PassphraseMissingError)) && (!named || agentHolds(agentSigners, f)):
+			// the agent signs for it, or a default identity keyhole cannot
+			// open without asking for its passphrase (it never asks)
 		default:
 			id.close()
 			return nil, err

@@ -157,3 +157,35 @@ func TestProxyJump(t *testing.T) {
 		t.Errorf("bastion with another key: %v", err)
 	}
 }
+
+// An encrypted key: named with -i, the agent holding it signs for it;
+// named and not in the agent, it is an error (keyhole never asks for a
+// passphrase); as a default identity, it is skipped.
+func TestEncryptedKey(t *testing.T) {
+	f := newFixture(t)
+	h := f.host(t, f.readPolicy)
+	kh := f.knownHosts(t, "known_hosts", h.KnownHostsLine())
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	mustWrite(t, filepath.Join(home, ".ssh", "known_hosts"), "")
+	key := testenv.NewKey(t, filepath.Join(home, ".ssh"), "id_ed25519")
+	testenv.Cert(t, f.caKey, key+".pub", "agent-9", "logs", "-V", "-5m:+1h")
+	sock := startAgent(t, t.TempDir())
+	sshAdd(t, sock, key) // the key and its certificate, before the file is encrypted
+	testenv.Keygen(t, "-q", "-p", "-P", "", "-N", "a passphrase", "-f", key)
+
+	c, err := client.Dial(context.Background(), "logs@"+h.Addr, client.Config{Identities: []string{key}, KnownHosts: []string{kh}, AgentSocket: sock})
+	if err != nil {
+		t.Fatalf("encrypted key held by the agent: %v", err)
+	}
+	c.Close()
+	_, err = client.NewDialer(client.Config{Identities: []string{key}, KnownHosts: []string{kh}, NoAgent: true})
+	if err == nil || !strings.Contains(err.Error(), "is encrypted: add it to ssh-agent") {
+		t.Errorf("encrypted key, no agent: %v", err)
+	}
+	// As the default identity, with no agent: skipped, so no identity.
+	_, err = client.NewDialer(client.Config{KnownHosts: []string{kh}, NoAgent: true})
+	if err == nil || !strings.Contains(err.Error(), "no identity") {
+		t.Errorf("encrypted default identity: %v", err)
+	}
+}
