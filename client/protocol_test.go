@@ -124,6 +124,7 @@ func TestRunProtocolErrors(t *testing.T) {
 		{"no-end-line", `{"print":"hi"}` + "\n", 0, 0, "without an end line"},
 		{"bad-json", "not json\n" + end0, 0, 0, "bad event line"},
 		{"unknown-event", `{"surprise":1}` + "\n" + end0, 0, 0, "no known kind"},
+		{"two-kinds", `{"print":"x","exit":0}` + "\n" + end0, 0, 0, "several kinds"},
 		{"data-after-end", end0 + `{"print":"late"}` + "\n", 0, 0, "after the end line"},
 		{"status-contradicts", end0, 13, 0, "exit status 13, end line says 0"},
 		{"error-without-kind", `{"exit":13,"result":null,"error":{"kind":""},"stats":{}}` + "\n", 13, 0, "end line with exit 13"},

@@ -240,7 +240,15 @@ func (c *Client) RunWith(ctx context.Context, script string, opts RunOptions) (*
 			if err := json.Unmarshal(b, &ev); err != nil {
 				return res, &ProtocolError{Host: host, Msg: fmt.Sprintf("bad event line: %v", err)}
 			}
+			kinds := 0
+			for _, set := range []bool{ev.Print != nil, ev.Decision != nil, ev.Exit != nil} {
+				if set {
+					kinds++
+				}
+			}
 			switch {
+			case kinds > 1:
+				return res, &ProtocolError{Host: host, Msg: "event line of several kinds"}
 			case ev.Print != nil:
 				res.Output = append(res.Output, *ev.Print)
 				if opts.Print != nil {
