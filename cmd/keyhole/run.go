@@ -4,8 +4,9 @@ package main
 //
 // One destination (and no --hosts): the script's prints go to stdout as
 // they come, its error to stderr as "KIND: message", and keyhole exits
-// with the script's status (0, 1, 2, 13, 124, 125), or 255 when the host
-// could not be reached, refused the login or the host key, as ssh does.
+// with the script's status (0, 1, 2, 13, 124, 125), or 255 when no script
+// ran (the host could not be reached, refused the login or the host key,
+// the run timed out, or nothing could start), as ssh does.
 //
 // Several destinations, or --hosts: a fan-out; see runFleet.
 
@@ -31,8 +32,9 @@ before or after the destinations.
 
 One destination: prints go to stdout, the error to stderr as "KIND: message",
 and the exit status is the script's: 0 ok, 1 script error, 2 syntax error,
-13 access denied, 124 limit exceeded, 125 internal; 255 when the host could
-not be reached or refused the login or its host key.
+13 access denied, 124 limit exceeded, 125 internal; 255 when no script ran
+(the host could not be reached, refused the login or its host key, or
+nothing could start).
 
 Several destinations or --hosts: output prefixed by host (or --group, or
 --json), a summary on stderr, and the exit status 0 when every host ended
