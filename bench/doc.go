@@ -9,7 +9,12 @@
 //   - TestFloodAudit (KEYHOLE_FLOOD=60s) floods keyhole with unauthenticated
 //     connections and measures the audit log's growth;
 //   - TestThroughput (KEYHOLE_THROUGHPUT=2000) measures sessions per second
-//     of keyhole against a bare gliderlabs/ssh server.
+//     of keyhole against a bare gliderlabs/ssh server;
+//   - TestClientMemory (KEYHOLE_CLIENT_HOSTS=200) measures the client's
+//     memory per host, open and in a fan-out, against keyhole serve run as
+//     its own process;
+//   - TestClientVsSSHProcesses (KEYHOLE_CLIENT_VS_SSH=40) compares the
+//     client's fan-out with one stock ssh process per host against sshd.
 //
-// The two tests skip at once unless their variable is set.
+// These tests skip at once unless their variable is set.
 package bench

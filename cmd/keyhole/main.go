@@ -29,6 +29,7 @@ commands:
   dev                   run a throwaway server with an example policy, no set-up
   policy                validate, check, test and explain a policy directory
   ca                    run a certificate authority: init, sign, revoke
+  run                   run a script on one host or many (keyhole's client)
   version               print the version
 
 run "keyhole <command> --help" for a command's flags
@@ -103,6 +104,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = inCommand("policy", cmdPolicy(ctx, args[1:], stdout, stderr))
 	case "ca":
 		err = inCommand("ca", cmdCA(args[1:], stdout, stderr))
+	case "run":
+		return runExit(cmdRun(ctx, args[1:], os.Stdin, stdout, stderr), stderr)
 	case "worker": // hidden: the per-script worker process the server starts
 		return cmdWorker(args[1:], stderr)
 	case "version", "--version":
