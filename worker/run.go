@@ -40,6 +40,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -105,6 +106,10 @@ type worker struct {
 	// worker's end is descriptor 3. Unmapped once the worker is done
 	// (Run, discard).
 	ring *workerproto.Ring
+	// fds is the server's end of the worker's descriptor socket (the
+	// worker's is descriptor 4), on which fs.cat passes open files
+	// (workerproto.Cat).
+	fds *os.File
 	// policyVersion is the policy set the worker preloaded while idle
 	// (Pool.preload), or "".
 	policyVersion string
@@ -136,7 +141,14 @@ func (p *Pool) start() (*worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	cmd.ExtraFiles = []*os.File{ringFile} // workerproto.RingFD
+	fdsServer, fdsWorker, err := workerproto.NewFDSocket()
+	if err != nil {
+		_ = ring.Unmap()
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	// The child has its own copy of the worker's end once started.
+	defer fdsWorker.Close()
+	cmd.ExtraFiles = []*os.File{ringFile, fdsWorker} // workerproto.RingFD, FDSocketFD
 	var files []*os.File
 	pipe := func() (r, w *os.File) {
 		if err != nil {
@@ -156,12 +168,14 @@ func (p *Pool) start() (*worker, error) {
 	}
 	if err != nil {
 		closeAll()
+		_ = fdsServer.Close()
 		_ = ring.Unmap()
 		return nil, fmt.Errorf("worker: pipes: %w", err)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	if err := cmd.Start(); err != nil {
 		closeAll()
+		_ = fdsServer.Close()
 		_ = ring.Unmap()
 		return nil, fmt.Errorf("worker: start: %w", err)
 	}
@@ -169,7 +183,7 @@ func (p *Pool) start() (*worker, error) {
 	_ = inR.Close()
 	_ = outW.Close()
 	_ = errW.Close()
-	return &worker{cmd: cmd, stdin: inW, stdout: outR, stderr: errR, ring: ring}, nil
+	return &worker{cmd: cmd, stdin: inW, stdout: outR, stderr: errR, ring: ring, fds: fdsServer}, nil
 }
 
 // kill ends the worker and everything in its process group. It must only
@@ -213,6 +227,11 @@ type RunOptions struct {
 	Decision func(audit.Event)
 	// Log is the run's log; nil means Config.Log.
 	Log logrus.FieldLogger
+	// Cat, if set, streams the bytes of one fs.cat (r, at most what the
+	// limits allow of the file at path) to the client and returns how many
+	// it sent; called from the reading goroutine, in order with Print.
+	// Nil sends them through Print.
+	Cat func(r io.Reader, path string) (int64, error)
 	// Stuck, if set, is called when the worker is gone but its output has
 	// not been read to its end drainGrace later (a descendant holds the
 	// pipe, or a Print is blocked on a client that does not read): Run
@@ -242,6 +261,7 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 	defer w.stdout.Close()
 	defer w.stderr.Close()
 	defer w.ring.Unmap()
+	defer w.fds.Close()
 	pid := w.cmd.Process.Pid
 	log.WithField("pid", pid).Debug("worker started")
 
@@ -257,7 +277,9 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 	defer stdinOnce()
 
 	rd := &workerReader{sink: p.cfg.Audit, clock: p.cfg.Clock, print: opt.Print, decision: opt.Decision,
-		maxOutput: lim.MaxOutput, maxDecisions: lim.MaxOperations, template: opt.Template, confirm: in, ring: w.ring}
+		maxOutput: lim.MaxOutput, maxDecisions: lim.MaxOperations, template: opt.Template, confirm: in, ring: w.ring,
+		cat: catter{fds: w.fds, out: opt.Cat, print: opt.Print, maxRead: lim.MaxRead,
+			deadline: time.Now().Add(lim.MaxWall + catWallMargin), halt: &atomic.Bool{}}}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -283,6 +305,7 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 	// kill records why the server stops the worker and stops it, unless
 	// it has already been waited for (its group id may be reused then).
 	kill := func(why *End) {
+		rd.cat.halt.Store(true) // a file being streamed stops too
 		ev.serverKill(why)
 		if !ev.exited {
 			w.kill()
@@ -293,6 +316,7 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 		case <-ctxDone:
 			ctxDone = nil
 			ev.cancelled = true
+			rd.cat.halt.Store(true)
 			stdinOnce() // asks the worker to stop the script
 			cancelC = time.After(cancelGrace)
 		case <-cancelC:
@@ -467,6 +491,7 @@ type workerReader struct {
 	maxDecisions int64
 	confirm      *workerproto.Writer // the worker's stdin, for Confirm messages
 	ring         *workerproto.Ring   // consumer end of the worker's decision ring
+	cat          catter              // fs.cat's streams (cat.go)
 
 	output     int64
 	allowed    int
@@ -549,6 +574,10 @@ func (rd *workerReader) run(r io.Reader) {
 				return
 			}
 			_ = rd.print(p)
+		case workerproto.TypeCat:
+			if !rd.catFile(p) {
+				return
+			}
 		case workerproto.TypeResult:
 			var res workerproto.Result
 			if err := workerproto.Decode(typ, p, &res); err != nil {

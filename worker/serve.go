@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -43,13 +44,14 @@ import (
 // Serve changes nothing process-wide; Main also applies the
 // memory and stack limits to the process.
 func Serve(in io.Reader, out io.Writer) error {
-	return serve(in, out, nil, nil)
+	return serve(in, out, nil, nil, nil)
 }
 
-// serve is Serve with the worker's decision ring (nil: none)
-// and a hook that applies the Start message's limits to the process
-// before the script runs.
-func serve(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func(workerproto.Limits) error) error {
+// serve is Serve with the worker's decision ring (nil: none), its
+// descriptor socket (nil: none; fs.cat then sends the file's bytes as
+// Print messages) and a hook that applies the Start message's limits to
+// the process before the script runs.
+func serve(in io.Reader, out io.Writer, ring *workerproto.Ring, fds *os.File, apply func(workerproto.Limits) error) error {
 	r := workerproto.NewReader(in, 0)
 	w := workerproto.NewWriter(out)
 	typ, p, err := r.Next()
@@ -75,25 +77,44 @@ func serve(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func(worke
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ap := &auditPipe{w: w, ring: ring, ctx: ctx, confirmed: make(chan struct{}, 1)}
+	cat := &catPipe{w: w, fds: fds, ctx: ctx, done: make(chan workerproto.CatDone, 1)}
 	go func() {
 		// After the Start message only Confirm messages come, one per
-		// AuditSync or Sync; anything else, or the end of input, stops
-		// the script.
+		// AuditSync or Sync, and CatDone messages, one per Cat; anything
+		// else, or the end of input, stops the script.
 		defer cancel()
 		for {
 			typ, p, err := r.Next()
-			if err != nil || typ != workerproto.TypeConfirm || len(p) != 0 {
+			if err != nil {
 				return
 			}
-			select {
-			case ap.confirmed <- struct{}{}:
+			switch typ {
+			case workerproto.TypeConfirm:
+				if len(p) != 0 {
+					return
+				}
+				select {
+				case ap.confirmed <- struct{}{}:
+				default:
+					return // a second Confirm for one AuditSync or Sync
+				}
+			case workerproto.TypeCatDone:
+				var d workerproto.CatDone
+				if workerproto.Decode(typ, p, &d) != nil {
+					return
+				}
+				select {
+				case cat.done <- d:
+				default:
+					return // a second CatDone for one Cat
+				}
 			default:
-				return // a second Confirm for one AuditSync or Sync
+				return
 			}
 		}
 	}()
 
-	res := run(ctx, &st, pre, w, ap, t0, apply)
+	res := run(ctx, &st, pre, printPipe{w, ap, cat}, t0, apply)
 	if err := w.WriteJSON(workerproto.TypeResult, res); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -102,7 +123,7 @@ func serve(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func(worke
 
 // run runs st's script and returns its Result message. pre is the
 // preloaded policy set, or nil.
-func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *workerproto.Writer, ap *auditPipe, t0 time.Time, apply func(workerproto.Limits) error) *workerproto.Result {
+func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, pp printPipe, t0 time.Time, apply func(workerproto.Limits) error) *workerproto.Result {
 	fail := func(kind, msg string) *workerproto.Result {
 		return &workerproto.Result{Exit: outcome.ExitFor(kind), Error: &outcome.Error{Kind: kind, Message: msg}}
 	}
@@ -130,7 +151,7 @@ func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *wo
 		Policy:         policy,
 		Principal:      st.Principal,
 		Context:        st.Context,
-		Audit:          ap,
+		Audit:          pp.ap,
 		Clock:          clock,
 		MaxExecOutput:  st.Limits.MaxExecOutput,
 		ServiceManager: st.ServiceManager,
@@ -142,7 +163,8 @@ func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *wo
 	}
 	res := starlarkrt.Run(ctx, filename, st.Script, starlarkrt.Options{
 		Host:      host,
-		Stdout:    printPipe{w, ap},
+		Stdout:    pp,
+		Files:     pp,
 		MaxSteps:  st.Limits.MaxSteps,
 		MaxWall:   st.Limits.MaxWall,
 		MaxOutput: st.Limits.MaxOutput,
@@ -308,8 +330,9 @@ func (a *auditPipe) sync(t workerproto.Type, p []byte) error {
 // record): the server takes the decisions put before the mark before it
 // forwards the print, and none put after it.
 type printPipe struct {
-	w  *workerproto.Writer
-	ap *auditPipe
+	w   *workerproto.Writer
+	ap  *auditPipe
+	cat *catPipe
 }
 
 func (p printPipe) Write(b []byte) (int, error) {
