@@ -37,6 +37,9 @@ permit (principal in Keyhole::Role::"logs",
         action == Keyhole::Action::"read",
         resource)
 when { resource == Keyhole::File::"/dev/null" || resource == Keyhole::File::"/proc/version" };
+@id("ls")
+permit (principal in Keyhole::Role::"logs", action == Keyhole::Action::"exec", resource)
+when { resource.path == "/usr/bin/ls" };
 @id("no-secrets")
 forbid (principal, action, resource in Keyhole::Dir::"{{SANDBOX}}/secrets");
 `
@@ -220,6 +223,16 @@ print("end")`, sb+"/logs/small.txt", sb+"/logs/binary.bin"),
 			wantDec:    []string{`read /tmp/a` + "\x00" + `b deny`},
 		},
 	}
+	// The worker's descriptor socket does not reach a program it runs.
+	ls := `r = proc.run(["/usr/bin/ls", "-l", "/proc/self/fd/"])` + "\n" + `print("socket:" in r.stdout, "/usr/bin/ls" in r.stdout)`
+	tests = append(tests, struct {
+		name       string
+		script     string
+		wantExit   int
+		wantStdout string
+		wantStderr string
+		wantDec    []string
+	}{name: "no-descriptor-socket-in-programs", script: ls, wantStdout: "False True\n", wantDec: []string{"exec /usr/bin/ls allow"}})
 	if err := syscall.Mkfifo(filepath.Join(sb, "logs/fifo"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +244,7 @@ print("end")`, sb+"/logs/small.txt", sb+"/logs/binary.bin"),
 				t.Errorf("exit = %d, want %d\nstderr: %s", res.Exit, tc.wantExit, res.Stderr)
 			}
 			if res.Stdout != tc.wantStdout {
-				t.Errorf("stdout: %d bytes, want %d (first difference at %d)", len(res.Stdout), len(tc.wantStdout), firstDiff(res.Stdout, tc.wantStdout))
+				t.Errorf("stdout: %q %d bytes, want %d (first difference at %d)", res.Stdout[:min(len(res.Stdout), 400)], len(res.Stdout), len(tc.wantStdout), firstDiff(res.Stdout, tc.wantStdout))
 			}
 			if !strings.Contains(res.Stderr, tc.wantStderr) {
 				t.Errorf("stderr = %q, want it to contain %q", res.Stderr, tc.wantStderr)
