@@ -2,13 +2,17 @@ package bench_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	"github.com/keyhole-dev/keyhole/internal/testenv"
 	"github.com/keyhole-dev/keyhole/sshserver"
 )
 
@@ -53,5 +57,30 @@ func BenchmarkBulkReadVsOpenSSH(b *testing.B) {
 		}
 		return nil
 	}
-	compare(b, p.keyhole(fmt.Sprintf(`fs.cat(%q)`, path), same), p.openssh("cat "+path, same))
+	// KEYHOLE_BULK_CIPHER, when set, makes the client ask both servers
+	// for that cipher (ssh -c) instead of its default.
+	var extra []string
+	if c := os.Getenv(bulkCipherEnv); c != "" {
+		extra = []string{"-c", c}
+	}
+	kh := side{cmd: func(ctx context.Context) *exec.Cmd {
+		return testenv.SSHCommand(ctx, p.kh.KnownHosts, p.kh.Addr, "logs", p.kh.UserKey, p.kh.UserCert,
+			append(slices.Clone(extra), fmt.Sprintf(`fs.cat(%q)`, path))...)
+	}, check: same}
+	ossh := side{cmd: func(ctx context.Context) *exec.Cmd {
+		return testenv.SSHCommand(ctx, p.sshd.KnownHosts, p.sshd.Addr, p.login, p.sshdKey, p.sshdCrt,
+			append(slices.Clone(extra), "cat "+path)...)
+	}, check: same}
+	b.Run("setup", func(b *testing.B) {
+		compare(b, p.keyhole(`print(1)`, func(out string) error {
+			if out != "1\n" {
+				return fmt.Errorf("output %q", out)
+			}
+			return nil
+		}), p.openssh("true", func(string) error { return nil }))
+	})
+	b.Run("cat-100MiB", func(b *testing.B) { compare(b, kh, ossh) })
 }
+
+// bulkCipherEnv names a cipher the bulk read's client asks for.
+const bulkCipherEnv = "KEYHOLE_BULK_CIPHER"

@@ -621,3 +621,28 @@ func TestCatMisbehavingWorker(t *testing.T) {
 		})
 	}
 }
+
+// TestCatDocExample runs the fs.cat example of docs/scripts.md, with the
+// sandbox's file for /var/log/app/app.log.
+func TestCatDocExample(t *testing.T) {
+	testenv.NeedBinary(t, "ssh")
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "scripts.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "#### fs.cat: bulk reads")
+	if !ok {
+		t.Fatal("docs/scripts.md has no fs.cat section")
+	}
+	_, block, ok := strings.Cut(after, "```python\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("the fs.cat section has no python example")
+	}
+	e := startCatEnv(t, sshserver.Limits{})
+	small := catFiles()["logs/small.txt"]
+	res := e.SSH(t, "logs", strings.ReplaceAll(block, "/var/log/app/app.log", e.Sandbox+"/logs/small.txt"))
+	if want := "--- app.log\n" + small + "--- 21 bytes\n"; res.Exit != 0 || res.Stdout != want {
+		t.Errorf("exit %d stdout %q stderr %q, want %q", res.Exit, res.Stdout, res.Stderr, want)
+	}
+}
