@@ -20,6 +20,15 @@ import (
 // that before the server cuts the stream.
 const catWallMargin = time.Second
 
+// catDeadline is when a run's streams stop: catWallMargin past maxWall
+// from now, or never when maxWall is not set (the zero time).
+func catDeadline(maxWall time.Duration) time.Time {
+	if maxWall <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(maxWall + catWallMargin)
+}
+
 // catChunk is how much of a file the server sends through Print at a
 // time when the caller streams no files itself (RunOptions.Cat is nil).
 const catChunk = 256 << 10
@@ -34,9 +43,9 @@ type catter struct {
 	fds      *os.File // the server's end of the descriptor socket
 	out      func(io.Reader, string) (int64, error)
 	print    func([]byte) error
-	maxRead  int64 // the script's read cap; 0 none
-	read     int64 // bytes streamed so far, all fs.cat calls of the run
-	deadline time.Time
+	maxRead  int64     // the script's read cap; 0 none
+	read     int64     // bytes streamed so far, all fs.cat calls of the run
+	deadline time.Time // zero: none
 	halt     *atomic.Bool
 }
 
@@ -131,7 +140,7 @@ type haltReader struct {
 }
 
 func (h *haltReader) Read(p []byte) (int, error) {
-	if h.c.halt.Load() || time.Now().After(h.c.deadline) {
+	if h.c.halt.Load() || !h.c.deadline.IsZero() && time.Now().After(h.c.deadline) {
 		return 0, errCatHalted
 	}
 	return h.r.Read(p)

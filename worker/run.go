@@ -279,7 +279,7 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 	rd := &workerReader{sink: p.cfg.Audit, clock: p.cfg.Clock, print: opt.Print, decision: opt.Decision,
 		maxOutput: lim.MaxOutput, maxDecisions: lim.MaxOperations, template: opt.Template, confirm: in, ring: w.ring,
 		cat: catter{fds: w.fds, out: opt.Cat, print: opt.Print, maxRead: lim.MaxRead,
-			deadline: time.Now().Add(lim.MaxWall + catWallMargin), halt: &atomic.Bool{}}}
+			deadline: catDeadline(lim.MaxWall), halt: &atomic.Bool{}}}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
