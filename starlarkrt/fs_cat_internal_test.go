@@ -50,4 +50,3 @@ func TestCatOutput(t *testing.T) {
 		})
 	}
 }
-
