@@ -33,7 +33,7 @@ import (
 // authz.LoadFiles and must have the version the server named; a pooled
 // worker may have been sent that version's files before, in a Preload
 // message, and then uses the set it loaded while idle. After the Start
-// message only Confirm messages may come; end of input, or anything else,
+// message only Confirm and CatDone messages may come; end of input, or anything else,
 // cancels the script, as the end of a session does. Each audit event is
 // written to out before the operation it records acts, and one whose
 // operation changes the host waits for its Confirm; when it cannot be
