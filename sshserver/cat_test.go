@@ -198,6 +198,12 @@ print("end")`, sb+"/logs/small.txt", sb+"/logs/binary.bin"),
 			wantDec:    []string{"read logs/small.txt deny"},
 		},
 		{
+			name:       "read-over-cap-says-cat",
+			script:     fmt.Sprintf(`v, err = catch(fs.read, %q)`+"\n"+`print(err.kind, err.message)`, sb+"/logs/sparse.bin"),
+			wantStdout: "LIMIT_EXCEEDED read " + sb + "/logs/sparse.bin: file is larger than the read limit of 67108864 bytes; fs.cat sends a file of any size to the output without holding it\n",
+			wantDec:    []string{"read " + sb + "/logs/sparse.bin allow"},
+		},
+		{
 			name:       "non-string-path",
 			script:     `fs.cat(42)`,
 			wantExit:   1,
@@ -233,6 +239,13 @@ print("end")`, sb+"/logs/small.txt", sb+"/logs/binary.bin"),
 		wantStderr string
 		wantDec    []string
 	}{name: "no-descriptor-socket-in-programs", script: ls, wantStdout: "False True\n", wantDec: []string{"exec /usr/bin/ls allow"}})
+	// Larger than fs.read's 64 MiB cap, and sparse.
+	if err := os.WriteFile(filepath.Join(sb, "logs/sparse.bin"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(sb, "logs/sparse.bin"), 65<<20); err != nil {
+		t.Fatal(err)
+	}
 	if err := syscall.Mkfifo(filepath.Join(sb, "logs/fifo"), 0o644); err != nil {
 		t.Fatal(err)
 	}
