@@ -9,7 +9,10 @@
 //   - TestFloodAudit (KEYHOLE_FLOOD=60s) floods keyhole with unauthenticated
 //     connections and measures the audit log's growth;
 //   - TestThroughput (KEYHOLE_THROUGHPUT=2000) measures sessions per second
-//     of keyhole against a bare gliderlabs/ssh server.
+//     of keyhole against a bare gliderlabs/ssh server;
+//   - BenchmarkBulkReadVsOpenSSH (KEYHOLE_BULK=1) compares a script's
+//     100 MiB bulk read to stdout (fs.cat) with "ssh host cat" on sshd.
 //
-// The two tests skip at once unless their variable is set.
+// The two tests and the bulk benchmark skip at once unless their variable
+// is set.
 package bench
