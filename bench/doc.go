@@ -15,6 +15,9 @@
 //     its own process;
 //   - TestClientVsSSHProcesses (KEYHOLE_CLIENT_VS_SSH=40) compares the
 //     client's fan-out with one stock ssh process per host against sshd.
+//   - BenchmarkBulkReadVsOpenSSH (KEYHOLE_BULK=1) compares a script's
+//     100 MiB bulk read to stdout (fs.cat) with "ssh host cat" on sshd.
 //
-// These tests skip at once unless their variable is set.
+// These tests and the bulk benchmark skip at once unless their variable
+// is set.
 package bench

@@ -107,6 +107,11 @@ func TestEveryOperationWritesItsDecisions(t *testing.T) {
 			denied:  denied(func(h *hostops.Host) error { return h.Append(p("allowed/new.txt"), []byte("x")) }),
 			bad:     bad(func(h *hostops.Host) error { return h.Append("relative", []byte("x")) }),
 		},
+		"Cat": {
+			allowed: ok(func(h *hostops.Host) error { return errOf(h.Cat(p("allowed/public.txt"), &sender{})) }),
+			denied:  denied(func(h *hostops.Host) error { return errOf(h.Cat(p("allowed/public.txt"), &sender{})) }),
+			bad:     bad(func(h *hostops.Host) error { return errOf(h.Cat("relative", &sender{})) }),
+		},
 		"Chmod": {
 			allowed: ok(func(h *hostops.Host) error { return h.Chmod(p("allowed/public.txt"), 0o640) }),
 			denied:  denied(func(h *hostops.Host) error { return h.Chmod(p("allowed/public.txt"), 0o640) }),

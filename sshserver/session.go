@@ -343,6 +343,7 @@ func (ss *session) runScript(ctx context.Context, src string) int {
 	}
 	end := ss.runWorker(ctx, ss.startMessage(src, sum, nil, event.Transport), event, worker.RunOptions{
 		Print: func(p []byte) error { _, err := out.Write(p); return err },
+		Cat:   func(r io.Reader, _ string) (int64, error) { return copyFile(out, r) },
 	})
 	return ss.finish(end.Exit, end.Err)
 }

@@ -105,6 +105,7 @@ func (ss *session) runStructured(ctx context.Context) int {
 		Print: func(p []byte) error {
 			return jw.write(printEvent{Print: string(bytes.TrimSuffix(p, []byte("\n")))})
 		},
+		Cat: func(r io.Reader, path string) (int64, error) { return catEvents(jw, r, path) },
 		Decision: func(e audit.Event) {
 			pol := e.Policies
 			if pol == nil {

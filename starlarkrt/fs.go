@@ -35,6 +35,7 @@ type FSHost interface {
 func fsModule(r *run) *starlarkstruct.Module {
 	return module("fs", map[string]func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error){
 		"read":   r.fsRead,
+		"cat":    r.fsCat,
 		"lines":  r.fsLines,
 		"tail":   r.fsTail,
 		"grep":   r.fsGrep,

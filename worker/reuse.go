@@ -17,13 +17,16 @@ package worker
 // before it reports the script's end (afterScript); and a worker whose
 // script ended in any other way than ok, a script or syntax error or a
 // denial — a limit, a crash, a kill, a cancel, a broken protocol, a line
-// that could not be written, anything on its stderr, a record or byte left
-// unread — is never reused.
+// that could not be written, anything on its stderr, a record, byte or
+// descriptor left unread — is never reused.
 
 import (
 	"encoding/json"
+	"os"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
 	"github.com/keyhole-dev/keyhole/outcome"
@@ -172,11 +175,28 @@ func (p *Pool) reusable(w *worker, ev *workerEvents, rd *workerReader) bool {
 	default:
 		return false
 	}
-	if rd.fr == nil || rd.fr.Buffered() != 0 || w.ring.Pending() || w.stderrHead.len() != 0 {
+	if rd.fr == nil || rd.fr.Buffered() != 0 || w.ring.Pending() || w.stderrHead.len() != 0 || !socketEmpty(w.fds) {
 		return false
 	}
 	rss := w.rss()
 	return rss > 0 && rss <= parkMaxRSS
+}
+
+// socketEmpty reports whether nothing waits to be read on the worker's
+// descriptor socket (a descriptor sent with no Cat message for it).
+func socketEmpty(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	empty := false
+	_ = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		empty = err == unix.EAGAIN
+		return true // never wait
+	})
+	return empty
 }
 
 // headBuffer keeps the first max bytes written to it; safe for

@@ -29,7 +29,7 @@ const (
 	// audit log. Its payload is empty.
 	TypeSync Type = 8 // worker → server: empty
 
-	typeLast = TypeSync
+	typeLast = TypeCatDone // cat.go
 )
 
 func (t Type) String() string {
@@ -50,6 +50,10 @@ func (t Type) String() string {
 		return "confirm"
 	case TypeSync:
 		return "sync"
+	case TypeCat:
+		return "cat"
+	case TypeCatDone:
+		return "cat-done"
 	}
 	return "unknown"
 }
