@@ -119,6 +119,13 @@ func TestWorkerReuse(t *testing.T) {
 	if got := step("other user", "logs", agent8, `print(1)`, 0); got == first {
 		t.Errorf("user agent-8 ran in the worker of agent-7 (%d)", got)
 	}
+	// A file sent by descriptor leaves nothing on the worker's socket.
+	if got := step("cat", "logs", agent7, `fs.cat("`+marker+`")`, 0); got != first {
+		t.Errorf("worker %d after fs.cat, want %d", got, first)
+	}
+	if got := step("after cat", "logs", agent7, `fs.cat("`+marker+`")`, 0); got != first {
+		t.Errorf("worker %d for a second fs.cat, want %d", got, first)
+	}
 	// A denial is a clean end; the worker stays.
 	if got := step("denied", "logs", agent7, `fs.read("/etc/shadow")`, 13); got != first {
 		t.Errorf("worker %d after a denial, want %d", got, first)
