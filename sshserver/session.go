@@ -32,6 +32,7 @@ type session struct {
 	pty    bool
 	idle   *idleConn // the connection's idle timer; nil without IdleTimeout
 	cs     *connState
+	ctx    context.Context // ended by the connection's end or by Shutdown
 
 	mu   sync.Mutex  // guards base: the request loop and the script both log
 	base audit.Event // identity fields of every audit line of the session
@@ -54,6 +55,12 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		_ = nc.Reject(gossh.ResourceShortage, "keyhole: "+msgAuditSessionRefused)
 		return
 	}
+	sctx, leave, ok := s.active.join(ctx) // shutdown.go
+	if !ok {
+		s.refuseShuttingDown(connStateOf(ctx), conn, nc)
+		return
+	}
+	defer leave() // after the session.end line
 	policy := s.cfg.Policy.Current()
 	cs := connStateOf(ctx)
 	if policy == nil {
@@ -80,6 +87,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		id:     id,
 		sid:    newSessionID(),
 		policy: policy,
+		ctx:    sctx,
 	}
 	ss.idle, _ = ctx.Value(idleKey{}).(*idleConn)
 	ss.cs = cs
@@ -105,7 +113,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 	}
 	ss.ch = ch
 	ss.release = release
-	if exit := ss.serve(ctx, reqs); !ss.ended {
+	if exit := ss.serve(sctx, reqs); !ss.ended {
 		ss.end(exit)
 	}
 }
@@ -117,6 +125,9 @@ func (ss *session) end(exit int) {
 	e := audit.Event{Event: audit.SessionEnd}
 	if exit >= 0 {
 		e.Exit = audit.Int(exit)
+	}
+	if shuttingDown(ss.ctx) && exit != outcome.ExitOK {
+		e.Reason = MsgShuttingDown
 	}
 	ss.release()
 	ss.ended = true
@@ -160,7 +171,15 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 	grace := time.NewTimer(ss.s.cfg.Limits.LoginGrace)
 	defer grace.Stop()
 	for {
+		// Until a script starts, the end of ctx (Shutdown) ends the
+		// session; after, it stops the script, which then ends it.
+		var ended <-chan struct{}
+		if !started {
+			ended = ctx.Done()
+		}
 		select {
+		case <-ended:
+			return -1
 		case <-grace.C:
 			if !started {
 				ss.log(audit.Event{Event: audit.RequestRefused, Request: "channel session",
