@@ -124,3 +124,42 @@ func TestSyslogFailsClosed(t *testing.T) {
 		t.Fatalf("notified %v, want an error then nil", told)
 	}
 }
+
+// TestTeeFailsWhenOneSinkFails: a file and syslog together; with the
+// syslog socket gone a line fails (and Ready fails) although the file
+// took it.
+func TestTeeFailsWhenOneSinkFails(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	d := listenSyslog(t, filepath.Join(dir, "log"))
+	sw, err := audit.OpenSyslog("unixgram", d.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	fw, err := audit.Open(filepath.Join(dir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	sink := audit.Tee(fw, sw)
+	if err := sink.Log(audit.Event{Event: audit.SessionStart, Session: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, e := d.next(t); e.Session != "1" {
+		t.Fatalf("syslog got %+v", e)
+	}
+	d.conn.Close()
+	if err := os.Remove(d.path); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Log(audit.Event{Event: audit.SessionStart, Session: "2"}); err == nil {
+		t.Fatal("line with syslog gone succeeded")
+	}
+	if err := sink.(audit.Checker).Ready(); err == nil {
+		t.Fatal("Ready with syslog gone succeeded")
+	}
+	if got := readLines(t, filepath.Join(dir, "audit.log")); len(got) != 2 {
+		t.Fatalf("file has %d lines, want 2", len(got))
+	}
+}

@@ -6,15 +6,13 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 	"golang.org/x/sys/unix"
 
-	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
 	"github.com/keyhole-dev/keyhole/keys"
 	"github.com/keyhole-dev/keyhole/sshserver"
@@ -24,7 +22,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("serve", "serve --config FILE", stdout)
 	cfgPath := fs.String("config", "", "TOML configuration `file` (required)")
 	addrFile := fs.String("addr-file", "", "write the listening address to this `file` once listening")
+	logFormat := fs.String("log-format", "", "server log `format`: text or json (default: text on a terminal, json otherwise)")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkLogFormat(*logFormat); err != nil {
 		return err
 	}
 	if *cfgPath == "" {
@@ -34,6 +36,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	cfg.logFormat = *logFormat
 	srv, err := startServer(cfg, stderr)
 	if err != nil {
 		return err
@@ -71,15 +74,20 @@ type running struct {
 	ln      net.Listener
 	hostKey gossh.PublicKey
 	srv     *sshserver.Server
-	audit   *audit.Writer
+	audit   *auditOutputs
 	errc    chan error
 	policy  *authz.Store
+	log     *logrus.Logger
+	grace   time.Duration // shutdown_grace (shutdown.go)
 
 	// hup receives SIGHUP from startServer on (so a HUP that arrives once
 	// the address is written is never fatal); wait runs every onHUP
 	// function for each one, in order. Reloading never stops the server.
 	hup   chan os.Signal
 	onHUP []func()
+	// usr1 receives SIGUSR1 (reopen the audit log), term SIGTERM and
+	// SIGINT (shutdown.go).
+	usr1, term chan os.Signal
 	// stopWatch ends the policy directory watcher; watchDone is closed
 	// when it has returned.
 	stopWatch context.CancelFunc
@@ -88,9 +96,11 @@ type running struct {
 
 func (r *running) addr() string { return r.ln.Addr().String() }
 
-// wait blocks until the server fails or ctx ends, then calls onStop (if
-// any) and returns.
+// wait blocks until the server fails, or ctx ends or SIGTERM or SIGINT
+// comes; then it calls onStop (if any), stops the server gracefully
+// (shutdown.go) and returns.
 func (r *running) wait(ctx context.Context, onStop func()) error {
+	terms := 0
 	for {
 		select {
 		case err := <-r.errc:
@@ -99,17 +109,23 @@ func (r *running) wait(ctx context.Context, onStop func()) error {
 			for _, f := range r.onHUP {
 				f()
 			}
+		case <-r.usr1:
+			r.reopenAudit()
+		case <-r.term:
+			terms++
 		case <-ctx.Done():
+		}
+		if terms > 0 || ctx.Err() != nil {
 			if onStop != nil {
 				onStop()
 			}
-			return nil
+			return r.shutdown(terms)
 		}
 	}
 }
 
 func (r *running) close() {
-	signal.Stop(r.hup)
+	r.stopSignals()
 	r.stopWatch()
 	<-r.watchDone
 	_ = r.srv.Close()
@@ -140,21 +156,19 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
-	aw, err := audit.Open(cfg.AuditLog)
-	if err != nil {
-		return nil, err
-	}
-	log := logrus.New()
-	log.SetOutput(stderr)
-	aw.Notify(func(err error) {
+	log := newServerLog(stderr, cfg.logFormat)
+	aw, err := openAudit(cfg, func(err error) {
 		if err != nil {
 			log.WithError(err).Error("audit log unwritable: operations stopped, new sessions refused")
 		} else {
 			log.Info("audit log writable again")
 		}
 	})
+	if err != nil {
+		return nil, err
+	}
 	raiseNoFile(log)
-	store, err := authz.NewStore(cfg.PolicyDir, ps, authz.StoreOptions{Audit: aw, Log: log})
+	store, err := authz.NewStore(cfg.PolicyDir, ps, authz.StoreOptions{Audit: aw.sink, Log: log})
 	if err != nil {
 		aw.Close()
 		return nil, err
@@ -163,7 +177,7 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 		HostSigners: signers,
 		Auth:        auth,
 		Policy:      store,
-		Audit:       aw,
+		Audit:       aw.sink,
 		Log:         log,
 		Worker:      worker,
 		Limits: sshserver.Limits{
@@ -199,10 +213,11 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	r := &running{ln: ln, hostKey: hostKey.PublicKey(), srv: srv, audit: aw, errc: make(chan error, 1), policy: store,
-		hup: make(chan os.Signal, 1)}
+		log: log, grace: shutdownGrace(cfg)}
 	// SIGHUP reloads the policy (and whatever else registers in onHUP);
-	// a file change in policy_dir reloads it too.
-	signal.Notify(r.hup, syscall.SIGHUP)
+	// a file change in policy_dir reloads it too. SIGUSR1, SIGTERM and
+	// SIGINT: shutdown.go.
+	r.notifySignals()
 	r.onHUP = append(r.onHUP, func() { _, _, _ = store.Reload(authz.TriggerSignal) })
 	var watchCtx context.Context
 	watchCtx, r.stopWatch = context.WithCancel(context.Background())
