@@ -44,20 +44,26 @@ func openAudit(cfg *config, notify func(error)) (*auditOutputs, error) {
 		}
 		out.writers = append(out.writers, w)
 	default:
+		// syslog first: when it cannot be reached, no file is created.
+		var sw *audit.Writer
+		if cfg.AuditSyslog {
+			var err error
+			if sw, err = audit.OpenSyslog("", ""); err != nil {
+				return nil, err
+			}
+		}
 		w, err := audit.Open(cfg.AuditLog)
 		if err != nil {
+			if sw != nil {
+				_ = sw.Close()
+			}
 			return nil, err
 		}
 		out.writers = append(out.writers, w)
 		if w.Reopens() {
 			out.file = w
 		}
-		if cfg.AuditSyslog {
-			sw, err := audit.OpenSyslog("", "")
-			if err != nil {
-				_ = w.Close()
-				return nil, err
-			}
+		if sw != nil {
 			out.writers = append(out.writers, sw)
 		}
 	}

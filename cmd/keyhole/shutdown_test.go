@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,8 +35,14 @@ type serveProc struct {
 }
 
 // startServeProc starts a server whose role "dev" may read the sandbox's
-// logs/ and run sh and sleep; extra is appended to its config.
+// logs/ and run sh and sleep, with its audit log in audit.log; extra is
+// appended to its config's top-level keys.
 func startServeProc(t *testing.T, extra string) *serveProc {
+	return startServeProcAudit(t, "audit.log", extra)
+}
+
+// startServeProcAudit is startServeProc with audit_log = auditLog.
+func startServeProcAudit(t *testing.T, auditLog, extra string) *serveProc {
 	t.Helper()
 	bin, err := exec.LookPath("keyhole")
 	if err != nil {
@@ -68,7 +75,7 @@ func startServeProc(t *testing.T, extra string) *serveProc {
 host_key = "host_key"
 trusted_user_ca_keys = "ca.pub"
 policy_dir = "policies"
-audit_log = "audit.log"
+audit_log = "`+auditLog+`"
 `+extra+`
 [limits]
 max_wall = "10m"
@@ -463,4 +470,74 @@ func TestServeSIGUSR1DuringBurst(t *testing.T) {
 		t.Errorf("decisions: %d in the old file, %d in the new one; want some in each", count(old, "decision"), count(cur, "decision"))
 	}
 	t.Logf("decisions: %d in the old file, %d in the new one", count(old, "decision"), count(cur, "decision"))
+}
+
+// TestServeSIGUSR1WithoutFile: with the audit log on stdout, SIGUSR1 is
+// ignored (and says so), and the server goes on serving.
+func TestServeSIGUSR1WithoutFile(t *testing.T) {
+	t.Parallel()
+	p := startServeProcAudit(t, "-", "")
+	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, "SIGUSR1 ignored: the audit log is not a file")
+	c := p.dial(t)
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.Output(`print("still serving")`); err != nil || string(out) != "still serving\n" {
+		t.Fatalf("after SIGUSR1: %q %v", out, err)
+	}
+}
+
+// TestServeAuditSyslogUnreachable: audit_log = "syslog" (or audit_syslog)
+// with no syslog daemon listening refuses to start, saying why, before
+// anything listens.
+func TestServeAuditSyslogUnreachable(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"/dev/log", "/var/run/syslog", "/var/run/log"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Type() == os.ModeSocket {
+			t.Skipf("%s is a socket: a syslog daemon may be listening", p)
+		}
+	}
+	for _, tc := range []struct{ name, auditLog, extra string }{
+		{"syslog", "syslog", ""},
+		{"file-and-syslog", "audit.log", "audit_syslog = true\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, err := makeDevEnv(dir); err != nil {
+				t.Fatal(err)
+			}
+			cfgPath := filepath.Join(dir, "keyhole.toml")
+			if err := os.WriteFile(cfgPath, []byte(`listen = "127.0.0.1:0"
+host_key = "host_key"
+trusted_user_ca_keys = "ca.pub"
+policy_dir = "policies"
+audit_log = "`+tc.auditLog+`"
+`+tc.extra), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := loadConfig(cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.AuditLog != tc.auditLog && tc.auditLog == "syslog" {
+				t.Fatalf("audit_log %q became %q", tc.auditLog, cfg.AuditLog)
+			}
+			srv, err := startServer(cfg, io.Discard)
+			if err == nil {
+				srv.close()
+				t.Fatal("started with no syslog daemon")
+			}
+			if !strings.Contains(err.Error(), "audit: syslog: connect to the local syslog daemon") {
+				t.Fatalf("error %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "audit.log")); err == nil {
+				t.Error("audit.log created although the server did not start")
+			}
+		})
+	}
 }
