@@ -378,13 +378,22 @@ func TestServeSecondSignalEndsAtOnce(t *testing.T) {
 	}
 }
 
-// TestServeSIGUSR1DuringBurst renames the audit log and sends SIGUSR1, as
-// logrotate does, in the middle of a burst of 200 sessions, each making
-// one decision: the old and new files together hold every line, each
-// valid JSON: 200 decisions, 200 session.start and 200 session.end lines.
+// TestServeSIGUSR1DuringBurst rotates the audit log in the middle of a
+// burst of 200 sessions, each making one decision: with logrotate, when it
+// is installed, running contrib/logrotate/keyhole (its path and its
+// signal command adapted to the test's server); else as logrotate does,
+// rename then SIGUSR1. The old and new files together hold every line,
+// each valid JSON: 200 decisions, 200 session.start and 200 session.end
+// lines.
 func TestServeSIGUSR1DuringBurst(t *testing.T) {
 	t.Parallel()
 	p := startServeProc(t, "")
+	rotate := renameAndSignal
+	if lr, err := exec.LookPath("logrotate"); err == nil {
+		rotate = func(t *testing.T, p *serveProc) string { return runLogrotate(t, p, lr) }
+	} else {
+		t.Log("logrotate not installed: renaming and signalling as it does")
+	}
 	const n, conns = 200, 10 // 20 sessions on each connection, one after another
 	script := fmt.Sprintf("print(len(fs.read(%q)))", filepath.Join(p.sandbox, "logs", "app.log"))
 	var (
@@ -392,7 +401,7 @@ func TestServeSIGUSR1DuringBurst(t *testing.T) {
 		mu      sync.Mutex
 		done    int
 		failed  []string
-		rotated = filepath.Join(p.dir, "audit.log.1")
+		rotated string
 	)
 	session := func(c *gossh.Client) error {
 		s, err := c.NewSession()
@@ -426,13 +435,7 @@ func TestServeSIGUSR1DuringBurst(t *testing.T) {
 				half := done == n/2
 				mu.Unlock()
 				if half {
-					// Rotate while the other sessions run.
-					if err := os.Rename(p.audit, rotated); err != nil {
-						t.Error(err)
-					}
-					if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-						t.Error(err)
-					}
+					rotated = rotate(t, p) // while the other sessions run
 				}
 			}
 		}()
@@ -540,4 +543,53 @@ audit_log = "`+tc.auditLog+`"
 			}
 		})
 	}
+}
+
+// renameAndSignal rotates p's audit log as logrotate does and returns the
+// rotated file's path.
+func renameAndSignal(t *testing.T, p *serveProc) string {
+	rotated := p.audit + ".1"
+	if err := os.Rename(p.audit, rotated); err != nil {
+		t.Error(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Error(err)
+	}
+	return rotated
+}
+
+// runLogrotate runs logrotate (at lr) with contrib/logrotate/keyhole, its
+// path made p's audit log and its postrotate command a kill -USR1 of p,
+// and returns the rotated file's path.
+func runLogrotate(t *testing.T, p *serveProc, lr string) string {
+	b, err := os.ReadFile(filepath.Join("..", "..", "contrib", "logrotate", "keyhole"))
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	conf := string(b)
+	for old, new := range map[string]string{
+		"/var/log/keyhole/audit.jsonl {": p.audit + " {",
+		"systemctl kill --kill-whom=main --signal=USR1 keyhole.service": fmt.Sprintf("kill -USR1 %d", p.cmd.Process.Pid),
+		"create 0600 root root": "create 0600",
+	} {
+		if !strings.Contains(conf, old) {
+			t.Errorf("contrib/logrotate/keyhole has no %q", old)
+		}
+		conf = strings.ReplaceAll(conf, old, new)
+	}
+	confPath := filepath.Join(p.dir, "logrotate.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Error(err)
+		return ""
+	}
+	if out, err := exec.Command(lr, "-f", "-s", filepath.Join(p.dir, "logrotate.state"), confPath).CombinedOutput(); err != nil {
+		t.Errorf("logrotate: %v\n%s", err, out)
+	}
+	m, _ := filepath.Glob(p.audit + "-*")
+	if len(m) != 1 {
+		t.Errorf("rotated files %v, want one", m)
+		return ""
+	}
+	return m[0]
 }
