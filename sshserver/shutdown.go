@@ -6,6 +6,7 @@ package sshserver
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"time"
 
@@ -133,7 +134,11 @@ func (s *Server) Shutdown(ctx context.Context) (ShutdownStats, error) {
 		}
 		t.Stop()
 	}
-	return st, s.Close()
+	// The listeners are closed already: closing them again is no error.
+	if err := s.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return st, err
+	}
+	return st, nil
 }
 
 // refuseShuttingDown refuses a session channel opened while the server
