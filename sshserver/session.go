@@ -315,8 +315,9 @@ func (ss *session) runStdin(ctx context.Context) int {
 	var src []byte
 	var err error
 	if !ss.receive(func() { src, err = io.ReadAll(io.LimitReader(ss.ch, max+1)) }) {
-		ss.log(audit.Event{Event: audit.RequestRefused, Request: "subsystem starlark", Reason: ss.notReceived()})
-		return ss.finish(outcome.ExitLimitExceeded, &outcome.Error{Kind: outcome.KindLimitExceeded, Message: ss.notReceived()})
+		exit, kind, msg := ss.notReceived()
+		ss.log(audit.Event{Event: audit.RequestRefused, Request: "subsystem starlark", Reason: msg})
+		return ss.finish(exit, &outcome.Error{Kind: kind, Message: msg})
 	}
 	if err != nil {
 		return ss.finish(outcome.ExitInternal, &outcome.Error{Kind: outcome.KindInternal, Message: "reading script: " + err.Error()})
@@ -398,7 +399,7 @@ func crlf(p []byte) []byte { return bytes.ReplaceAll(p, []byte("\n"), []byte("\r
 // whether it returned within the login grace time. A client that opens a
 // subsystem and never sends its script would otherwise hold a session slot
 // forever; when receive gives up, the session ends and closing the channel
-// ends the read.
+// ends the read. Shutdown ending the session makes it give up at once.
 func (ss *session) receive(read func()) bool {
 	done := make(chan struct{})
 	go func() {
@@ -407,14 +408,30 @@ func (ss *session) receive(read func()) bool {
 	}()
 	t := time.NewTimer(ss.s.cfg.Limits.LoginGrace)
 	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
+	var ended <-chan struct{}
+	if ss.ctx != nil {
+		ended = ss.ctx.Done()
+	}
+	for {
+		select {
+		case <-done:
+			return true
+		case <-t.C:
+			return false
+		case <-ended:
+			if shuttingDown(ss.ctx) {
+				return false
+			}
+			ended = nil // the connection closed: the read ends with it
+		}
 	}
 }
 
-func (ss *session) notReceived() string {
-	return fmt.Sprintf("script not received within %s", ss.s.cfg.Limits.LoginGrace)
+// notReceived is how a session whose script receive gave up on ends.
+func (ss *session) notReceived() (exit int, kind, msg string) {
+	if shuttingDown(ss.ctx) {
+		return outcome.ExitInternal, outcome.KindInternal, MsgShuttingDown
+	}
+	return outcome.ExitLimitExceeded, outcome.KindLimitExceeded,
+		fmt.Sprintf("script not received within %s", ss.s.cfg.Limits.LoginGrace)
 }

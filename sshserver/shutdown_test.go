@@ -270,3 +270,76 @@ func runUntilEnd(s *gossh.Session, script string, structured bool, ready func())
 	end.stdout, end.stderr = stdout.String(), stderr.String()
 	return end
 }
+
+// TestShutdownEndsWaitingSessions: sessions that have not started a
+// script when the grace ends (a channel with no request yet, a structured
+// session whose request line has not come) end at once, not after the
+// login grace, each with its session.end line saying why.
+func TestShutdownEndsWaitingSessions(t *testing.T) {
+	t.Parallel()
+	e := startEnv(t, sshserver.Limits{LoginGrace: time.Minute})
+	c := dial(t, e, "logs")
+	defer c.Close()
+	idle, err := c.NewSession() // no request
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	waiting, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiting.Close()
+	if _, err := waiting.StdinPipe(); err != nil { // kept open, nothing sent
+		t.Fatal(err)
+	}
+	out, err := waiting.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waiting.RequestSubsystem("keyhole"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no grace
+	t0 := time.Now()
+	st, err := e.Server.Shutdown(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(t0); took > 10*time.Second {
+		t.Errorf("shutdown took %s", took)
+	}
+	if st.Running != 2 || st.Ended != 2 {
+		t.Errorf("stats %+v, want 2 running, 2 ended", st)
+	}
+	sc := bufio.NewScanner(out)
+	var last string
+	for sc.Scan() {
+		last = sc.Text()
+	}
+	var end struct {
+		Exit  int
+		Error struct{ Kind, Message string }
+	}
+	if err := json.Unmarshal([]byte(last), &end); err != nil || end.Exit != 125 ||
+		end.Error.Kind != "INTERNAL" || end.Error.Message != sshserver.MsgShuttingDown {
+		t.Errorf("structured end line %q (%v)", last, err)
+	}
+	ends := 0
+	for _, ev := range e.Audit(t) {
+		if ev["event"] != "session.end" {
+			continue
+		}
+		ends++
+		if ev["reason"] != sshserver.MsgShuttingDown {
+			t.Errorf("session.end %v", ev)
+		}
+		if ev["exit"] != nil && ev["exit"] != 125.0 {
+			t.Errorf("session.end %v", ev)
+		}
+	}
+	if ends != 2 {
+		t.Errorf("%d session.end lines, want 2", ends)
+	}
+}
