@@ -300,6 +300,7 @@ func TestServeSIGTERMDuringScripts(t *testing.T) {
 		t.Fatalf("server still running %s after SIGTERM:\n%s", time.Since(t0), p.stderr.String())
 	}
 	took := time.Since(t0)
+	t.Logf("exited %s after SIGTERM (grace %s)", took, grace)
 	if p.exitErr != nil {
 		t.Errorf("server exit: %v\n%s", p.exitErr, p.stderr.String())
 	}
