@@ -570,9 +570,9 @@ func runLogrotate(t *testing.T, p *serveProc, lr string) string {
 	}
 	conf := string(b)
 	for old, new := range map[string]string{
-		"/var/log/keyhole/audit.jsonl {": p.audit + " {",
+		"/var/log/keyhole/audit.jsonl {":                                p.audit + " {",
 		"systemctl kill --kill-whom=main --signal=USR1 keyhole.service": fmt.Sprintf("kill -USR1 %d", p.cmd.Process.Pid),
-		"create 0600 root root": "create 0600",
+		"create 0600 root root":                                         "create 0600",
 	} {
 		if !strings.Contains(conf, old) {
 			t.Errorf("contrib/logrotate/keyhole has no %q", old)
