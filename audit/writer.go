@@ -26,8 +26,9 @@ import (
 type Writer struct {
 	mu     sync.Mutex
 	out    io.Writer
-	file   *os.File // out, when Open opened a file by path
-	path   string   // the path Open opened, "" otherwise
+	file   *os.File  // out, when Open opened a file by path
+	path   string    // the path Open opened, "" otherwise
+	closer io.Closer // closed by Close when there is no file (OpenSyslog)
 	buf    []byte
 	broken *outage
 	notify func(error)
@@ -219,6 +220,9 @@ func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.file == nil {
+		if w.closer != nil {
+			return w.closer.Close()
+		}
 		return nil
 	}
 	return w.file.Close()

@@ -83,7 +83,8 @@ func (ss *session) runStructured(ctx context.Context) int {
 	var line []byte
 	var err error
 	if !ss.receive(func() { line, err = readLine(ss.ch, max) }) {
-		return ss.refuseStructured(jw, outcome.ExitLimitExceeded, outcome.KindLimitExceeded, ss.notReceived())
+		exit, kind, msg := ss.notReceived()
+		return ss.refuseStructured(jw, exit, kind, msg)
 	}
 	if err != nil {
 		if errors.Is(err, errLineTooLong) {

@@ -59,6 +59,9 @@ type Options struct {
 	// AuditPath is where the audit log is written; "" means audit.log in
 	// the test's directory.
 	AuditPath string
+	// AuditWriter, if set, is the audit log instead of a file at
+	// AuditPath (Env.Audit then reads nothing); the test closes it.
+	AuditWriter *audit.Writer
 }
 
 // Start builds keys with ssh-keygen, writes the sandbox and policies and
@@ -104,9 +107,11 @@ func Start(t testing.TB, opts Options) *Env {
 	if opts.AuditPath != "" {
 		e.AuditPath = opts.AuditPath
 	}
-	aw, err := audit.Open(e.AuditPath)
-	if err != nil {
-		t.Fatal(err)
+	aw := opts.AuditWriter
+	if aw == nil {
+		if aw, err = audit.Open(e.AuditPath); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if opts.Log != nil {
 		aw.Notify(func(err error) {
