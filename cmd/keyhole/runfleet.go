@@ -156,8 +156,9 @@ func runFleet(ctx context.Context, rf *runFlags, cfg client.Config, dests []stri
 		return &startError{err}
 	}
 	if rf.listHosts {
-		listHosts(stdout, targets)
-		return nil
+		w := bufio.NewWriter(stdout)
+		listHosts(w, targets)
+		return w.Flush()
 	}
 	d, err := client.NewDialer(cfg)
 	if err != nil {
