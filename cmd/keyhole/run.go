@@ -8,7 +8,7 @@ package main
 // ran (the host could not be reached, refused the login or the host key,
 // the run timed out, or nothing could start), as ssh does.
 //
-// Several destinations, or --hosts: a fan-out; see runFleet.
+// Several destinations, --hosts or --inventory: a fan-out; see runFleet.
 
 import (
 	"bufio"
