@@ -190,6 +190,11 @@ func TestEveryOperationWritesItsDecisions(t *testing.T) {
 			denied:  denied(func(h *hostops.Host) error { return errOf(h.Read(p("allowed/public.txt"), 0)) }),
 			bad:     bad(func(h *hostops.Host) error { return errOf(h.Read("relative", 0)) }),
 		},
+		"Sha256": {
+			allowed: ok(func(h *hostops.Host) error { return errOf(h.Sha256(ctx, p("allowed/public.txt"))) }),
+			denied:  denied(func(h *hostops.Host) error { return errOf(h.Sha256(ctx, p("allowed/public.txt"))) }),
+			bad:     bad(func(h *hostops.Host) error { return errOf(h.Sha256(ctx, "relative")) }),
+		},
 		"Remove": {
 			allowed: ok(func(h *hostops.Host) error { return h.Remove(p("allowed/public.txt")) }),
 			denied:  denied(func(h *hostops.Host) error { return h.Remove(p("allowed/public.txt")) }),

@@ -23,18 +23,26 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/keyhole-dev/keyhole/client"
+	"github.com/keyhole-dev/keyhole/client/inventory"
 )
 
-// targetSource is where the fan-out's hosts come from; an inventory and
-// its --limit patterns plug in here, yielding client.Targets.
+// targetSource is where the fan-out's hosts come from: destinations on
+// the command line and a --hosts file, or an inventory and its --limit
+// pattern.
 type targetSource struct {
 	dests     []string // destinations on the command line
 	hostsFile string   // --hosts
+	inventory string   // --inventory
+	limit     string   // --limit; "" means all
 }
 
 // targets returns the destinations, then the hosts file's, each once in
-// the order first given.
+// the order first given; or the inventory's hosts the limit selects, in
+// inventory order.
 func (s targetSource) targets(login string) ([]client.Target, error) {
+	if s.inventory != "" {
+		return s.inventoryTargets(login)
+	}
 	dests := append([]string(nil), s.dests...)
 	if s.hostsFile != "" {
 		lines, err := readHostsFile(s.hostsFile)
@@ -63,6 +71,44 @@ func (s targetSource) targets(login string) ([]client.Target, error) {
 		return nil, fmt.Errorf("no hosts in %s", s.hostsFile)
 	}
 	return out, nil
+}
+
+// inventoryTargets loads the inventory and maps the hosts the limit
+// selects to targets: named by their inventory name (what --failed-to
+// writes and --limit @FILE reads), dialed at ansible_host and
+// ansible_port, as ansible_user (else -l), through their ProxyJump (else
+// -J).
+func (s targetSource) inventoryTargets(login string) ([]client.Target, error) {
+	inv, err := inventory.Load(s.inventory)
+	if err != nil {
+		return nil, err
+	}
+	limit := s.limit
+	if limit == "" {
+		limit = "all"
+	}
+	hosts, err := inv.Select(limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]client.Target, 0, len(hosts))
+	for _, h := range hosts {
+		t := client.Target{Name: h.Name, Addr: h.Addr, Port: h.Port, User: h.User, Jump: h.Jump}
+		if t.User == "" {
+			t.User = login
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// listHosts prints the hosts a run would go to, as ansible --list-hosts
+// does, and runs nothing.
+func listHosts(w io.Writer, targets []client.Target) {
+	fmt.Fprintf(w, "  hosts (%d):\n", len(targets))
+	for _, t := range targets {
+		fmt.Fprintf(w, "    %s\n", displayLines(t.String())[0])
+	}
 }
 
 // readHostsFile reads a plain host list: one destination a line; blank
@@ -104,9 +150,15 @@ func runFleet(ctx context.Context, rf *runFlags, cfg client.Config, dests []stri
 	if rf.group && rf.asJSON {
 		return &usageError{"--group and --json do not go together"}
 	}
-	targets, err := targetSource{dests: dests, hostsFile: rf.hosts}.targets(rf.login)
+	src := targetSource{dests: dests, hostsFile: rf.hosts, inventory: rf.inventory, limit: rf.limit}
+	targets, err := src.targets(rf.login)
 	if err != nil {
 		return &startError{err}
+	}
+	if rf.listHosts {
+		w := bufio.NewWriter(stdout)
+		listHosts(w, targets)
+		return w.Flush()
 	}
 	d, err := client.NewDialer(cfg)
 	if err != nil {
