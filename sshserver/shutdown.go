@@ -158,14 +158,16 @@ func shuttingDown(ctx context.Context) bool {
 
 // shutdownEnd is end, the end of a script run with ctx, said the way a
 // client should read it when Shutdown stopped the script: the worker only
-// knows its session ended.
+// knows its session ended, and a script stopped in the middle of an
+// operation may end with that operation's error (a program killed with
+// its process group is LIMIT_EXCEEDED). A script that ended well before
+// it was stopped keeps its end.
 func shutdownEnd(ctx context.Context, end *worker.End) *worker.End {
-	if !shuttingDown(ctx) || end.Err == nil || end.Err.Kind != outcome.KindInternal || end.Err.Message != "session ended" {
+	if !shuttingDown(ctx) || end.Err == nil || !end.Cancelled && end.Err.Message != "session ended" {
 		return end
 	}
 	e := *end
-	err := *end.Err
-	err.Message = MsgShuttingDown
-	e.Err = &err
+	e.Exit = outcome.ExitInternal
+	e.Err = &outcome.Error{Kind: outcome.KindInternal, Message: MsgShuttingDown}
 	return &e
 }

@@ -89,6 +89,10 @@ type End struct {
 	BytesWritten int64
 	Allowed      int
 	Denied       int
+	// Cancelled is set when the caller's context ended while the script
+	// ran: the end may be the script's reaction to being stopped (an
+	// operation cut short) rather than its own.
+	Cancelled bool
 }
 
 // EndWith is an End with exit status exit and an error of kind.
@@ -466,6 +470,7 @@ loop:
 			Warn("worker ended without a result")
 	}
 	end.Allowed, end.Denied = rd.allowed, rd.denied
+	end.Cancelled = ev.cancelled
 	return end
 }
 

@@ -19,11 +19,17 @@ func readmeConfig(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The section walks through a first config, then gives the reference
+	// block with every key: the last TOML block of the section.
 	_, sec, ok := strings.Cut(string(b), "## Run a server")
-	_, block, ok2 := strings.Cut(sec, "```toml\n")
-	block, _, ok3 := strings.Cut(block, "```")
-	if !ok || !ok2 || !ok3 {
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	i := strings.LastIndex(sec, "```toml\n")
+	if !ok || i < 0 {
 		t.Fatal("README.md has no TOML block under \"Run a server\"")
+	}
+	block, _, ok2 := strings.Cut(sec[i+len("```toml\n"):], "```")
+	if !ok2 {
+		t.Fatal("README.md's TOML block under \"Run a server\" does not end")
 	}
 	return block
 }
