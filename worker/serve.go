@@ -227,6 +227,7 @@ func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *wo
 		MaxExecOutput:  st.Limits.MaxExecOutput,
 		ServiceManager: st.ServiceManager,
 		Counters:       counters,
+		DryRun:         st.DryRun,
 	}
 	filename := st.Filename
 	if filename == "" {
