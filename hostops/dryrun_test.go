@@ -201,6 +201,7 @@ func TestEveryOperationHonoursDryRun(t *testing.T) {
 	// call runs c on a fresh sandbox and reports what changed.
 	type outcome struct {
 		err      error
+		root     []string // the sandbox's root and the programs' directory
 		events   []audit.Event
 		changed  bool // the tree or the marker
 		managed  [][]string
@@ -221,7 +222,7 @@ func TestEveryOperationHonoursDryRun(t *testing.T) {
 		before := tree(t, s.root)
 		err := c.run(h, s, bins.path("marker"))
 		_, merr := os.Stat(bins.path("ran"))
-		o := outcome{err: err, events: sink.since(0), changed: tree(t, s.root) != before || merr == nil}
+		o := outcome{err: err, root: []string{s.root, bins.dir}, events: sink.since(0), changed: tree(t, s.root) != before || merr == nil}
 		for _, cl := range actions(calls(t, log)) {
 			if slices.Contains(cl, hostops.ServiceStatus) {
 				o.statuses++
@@ -230,6 +231,20 @@ func TestEveryOperationHonoursDryRun(t *testing.T) {
 			o.managed = append(o.managed, cl)
 		}
 		return o
+	}
+	// lines are o's decision lines, as "action resource decision
+	// policies", with the sandbox's root and the programs' directory taken
+	// out.
+	lines := func(o outcome) []string {
+		var out []string
+		for _, e := range o.events {
+			line := e.Action + " " + e.Resource + " " + e.Decision + " " + strings.Join(e.Policies, ",")
+			for _, r := range o.root {
+				line = strings.ReplaceAll(line, r, "")
+			}
+			out = append(out, line)
+		}
+		return out
 	}
 	for _, name := range names {
 		c := cases[name]
@@ -264,6 +279,8 @@ func TestEveryOperationHonoursDryRun(t *testing.T) {
 				t.Errorf("a real run: %v, changed %v, manager %q: the case cannot see a change", real.err, real.changed, real.managed)
 			} else if slices.ContainsFunc(real.events, func(e audit.Event) bool { return e.DryRun }) {
 				t.Error("a real run's line says dry_run")
+			} else if dry, rl := lines(o), lines(real); !slices.Equal(dry, rl) {
+				t.Errorf("a dry run decided %q, a real run %q: it must decide exactly what a real run does", dry, rl)
 			}
 			// A denial is a denial, dry run or not.
 			denied := call(t, c, true, false)
