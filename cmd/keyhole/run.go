@@ -49,6 +49,7 @@ type runFlags struct {
 	jump, code, login, hosts     string
 	failedTo                     string
 	asJSON, group, noAgent       bool
+	dryRun                       bool
 	parallel                     int
 	connectTimeout, timeout      time.Duration
 }
@@ -68,6 +69,7 @@ func (r *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&r.timeout, "timeout", 0, "bound on each script's run; 0 means none on one host, 5m over several")
 	fs.BoolVar(&r.group, "group", false, "print identical outputs once, with their hosts")
 	fs.StringVar(&r.failedTo, "failed-to", "", "write the hosts that did not end ok to `file`, one a line")
+	fs.BoolVar(&r.dryRun, "dry-run", false, "authorize and audit every operation, read, and change nothing (no write, program or service action)")
 }
 
 // parseInterleaved parses flags that may come before or after the
@@ -199,7 +201,7 @@ func runSingle(ctx context.Context, rf *runFlags, cfg client.Config, dest, scrip
 	defer c.Close()
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	opts := client.RunOptions{Args: args, Timeout: rf.timeout}
+	opts := client.RunOptions{Args: args, Timeout: rf.timeout, DryRun: rf.dryRun}
 	if !rf.asJSON {
 		opts.Print = func(s string) {
 			out.WriteString(s)
