@@ -1,6 +1,7 @@
 package sshserver_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyhole-dev/keyhole/internal/testenv"
 )
@@ -35,7 +37,7 @@ func dryEnv(t *testing.T) (e *testenv.Env, marker, managerLog, other string) {
 	e = testenv.Start(t, testenv.Options{
 		Policies: map[string]string{
 			"logs.cedar": logsPolicy,
-			"out.cedar": `@id("out-rw") permit (principal in Keyhole::Role::"logs",
+			"out.cedar": `@id("app-write") permit (principal in Keyhole::Role::"logs",
 	action in [Keyhole::Action::"read", Keyhole::Action::"list", Keyhole::Action::"stat",
 		Keyhole::Action::"write", Keyhole::Action::"create", Keyhole::Action::"delete",
 		Keyhole::Action::"mkdir", Keyhole::Action::"rename", Keyhole::Action::"chmod"],
@@ -361,5 +363,61 @@ func TestDryRunOnlyStructured(t *testing.T) {
 	res := e.SSH(t, "logs", fmt.Sprintf(`fs.write(%q, "x"); print(host.dry_run)`, e.Sandbox+"/out/exec.txt"))
 	if res.Exit != 0 || res.Stdout != "False\n" || hostState(t, e, marker, managerLog) == state {
 		t.Fatalf("exec: exit %d, stdout %q, stderr %q", res.Exit, res.Stdout, res.Stderr)
+	}
+}
+
+// TestScriptsDocDryRunExample runs the dry-run example of docs/scripts.md
+// with the stock client, as the document shows it, and checks that the
+// real output has its lines (the numbers of "stats" aside) and that the
+// file it would write is not there.
+func TestScriptsDocDryRunExample(t *testing.T) {
+	testenv.NeedBinary(t, "ssh")
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "scripts.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const suffix = "' | ssh -s logs@host keyhole"
+	var request string
+	var want []string
+	inExample := false
+	for _, line := range strings.Split(string(doc), "\n") {
+		switch {
+		case strings.HasPrefix(line, "$ echo '") && strings.HasSuffix(line, suffix) && strings.Contains(line, `"dry_run": true`):
+			request = strings.TrimSuffix(strings.TrimPrefix(line, "$ echo '"), suffix)
+			inExample = true
+		case inExample && strings.HasPrefix(line, "```"):
+			inExample = false
+		case inExample:
+			want = append(want, line)
+		}
+	}
+	if request == "" || len(want) == 0 {
+		t.Fatal("docs/scripts.md has no dry-run example")
+	}
+	e, marker, managerLog, _ := dryEnv(t)
+	dir := e.Sandbox + "/out" // the example's /var/lib/app
+	request = strings.ReplaceAll(request, "/var/lib/app", dir)
+	state := hostState(t, e, marker, managerLog)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := testenv.SSHCommand(ctx, e.KnownHosts, e.Addr, "logs", e.UserKey, e.UserCert, "-s", "keyhole")
+	cmd.Stdin = strings.NewReader(request + "\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ssh: %v\n%s", err, out)
+	}
+	got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("got %d lines, docs/scripts.md shows %d:\n%s", len(got), len(want), out)
+	}
+	for i := range want {
+		w := jsonTokens(t, strings.ReplaceAll(want[i], "/var/lib/app", dir))
+		g := jsonTokens(t, got[i])
+		if strings.Join(g, " ") != strings.Join(w, " ") {
+			t.Errorf("line %d:\n got  %s\n docs %s", i+1, got[i], want[i])
+		}
+	}
+	if hostState(t, e, marker, managerLog) != state {
+		t.Error("the example's dry run changed the host")
 	}
 }
