@@ -356,13 +356,21 @@ func TestStructuredDryRunBadValue(t *testing.T) {
 }
 
 // TestDryRunOnlyStructured: an exec command cannot ask for a dry run; a
-// script sent as the command runs for real.
+// script sent as the command runs for real, and so does a structured
+// request whose arguments hold a "dry_run".
 func TestDryRunOnlyStructured(t *testing.T) {
 	e, marker, managerLog, _ := dryEnv(t)
 	state := hostState(t, e, marker, managerLog)
 	res := e.SSH(t, "logs", fmt.Sprintf(`fs.write(%q, "x"); print(host.dry_run)`, e.Sandbox+"/out/exec.txt"))
 	if res.Exit != 0 || res.Stdout != "False\n" || hostState(t, e, marker, managerLog) == state {
 		t.Fatalf("exec: exit %d, stdout %q, stderr %q", res.Exit, res.Stdout, res.Stderr)
+	}
+	// A "dry_run" among the arguments is an argument, not the request's.
+	state = hostState(t, e, marker, managerLog)
+	lines, exit := structured(t, e, fmt.Sprintf(`{"script": %q, "args": {"dry_run": true}}`+"\n",
+		fmt.Sprintf(`fs.write(%q, "y"); print(host.dry_run, args["dry_run"])`, e.Sandbox+"/out/args.txt")))
+	if exit != 0 || len(lines) != 3 || lines[1]["print"] != "False True" || hostState(t, e, marker, managerLog) == state {
+		t.Fatalf("args.dry_run: exit %d, lines %v", exit, lines)
 	}
 }
 
