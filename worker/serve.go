@@ -242,6 +242,7 @@ func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, pp pr
 		MaxExecOutput:  st.Limits.MaxExecOutput,
 		ServiceManager: st.ServiceManager,
 		Counters:       counters,
+		DryRun:         st.DryRun,
 	}
 	filename := st.Filename
 	if filename == "" {

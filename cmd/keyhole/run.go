@@ -55,6 +55,7 @@ type runFlags struct {
 	failedTo, inventory, limit   string
 	asJSON, group, noAgent       bool
 	listHosts                    bool
+	dryRun                       bool
 	parallel                     int
 	connectTimeout, timeout      time.Duration
 }
@@ -77,6 +78,7 @@ func (r *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.inventory, "inventory", "", "Ansible inventory `file` (INI, YAML or a plain list); makes a fan-out")
 	fs.StringVar(&r.limit, "limit", "all", "Ansible host `pattern` selecting the inventory's hosts; @FILE reads a --failed-to file")
 	fs.BoolVar(&r.listHosts, "list-hosts", false, "print the hosts selected and run nothing")
+	fs.BoolVar(&r.dryRun, "dry-run", false, "authorize and audit every operation, read, and change nothing (no write, program or service action)")
 }
 
 // parseInterleaved parses flags that may come before or after the
@@ -226,7 +228,7 @@ func runSingle(ctx context.Context, rf *runFlags, cfg client.Config, dest, scrip
 	defer c.Close()
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	opts := client.RunOptions{Args: args, Timeout: rf.timeout}
+	opts := client.RunOptions{Args: args, Timeout: rf.timeout, DryRun: rf.dryRun}
 	if !rf.asJSON {
 		opts.Print = func(s string) {
 			out.WriteString(s)

@@ -195,7 +195,7 @@ func runFleet(ctx context.Context, rf *runFlags, cfg client.Config, dests []stri
 		}
 	}
 	results := d.FanOut(ctx, targets, script, client.FanOutOptions{
-		Args: args, Parallel: rf.parallel, RunTimeout: rf.timeout, Done: done,
+		Args: args, Parallel: rf.parallel, RunTimeout: rf.timeout, Done: done, DryRun: rf.dryRun,
 	})
 	if bar != nil {
 		bar.Finish()

@@ -77,6 +77,10 @@ type Start struct {
 	// ServiceManager is the command svc.* runs (hostops.Host's field of
 	// that name); empty means hostops.DefaultServiceManager().
 	ServiceManager []string `json:"service_manager,omitempty"`
+	// DryRun runs the script as a dry run (hostops.Host's field of that
+	// name): every operation is decided and audited, reads read, and
+	// nothing that changes the host is done.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // Limits are the limits of one script. Zero means the runtime's default,
