@@ -89,7 +89,15 @@ func (ss *session) runSftp(ctx context.Context) int {
 		},
 		uploads: map[string]*sftpUpload{},
 	}
-	srv := sftp.NewRequestServer(ss.ch, sftp.Handlers{FileGet: sf, FilePut: sf, FileCmd: sf, FileList: sf},
+	// pkg/sftp closes what it serves when it stops; the session must stay
+	// open for its exit status, so it gets a pipe the channel is copied
+	// into.
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, ss.ch)
+		pw.CloseWithError(err)
+	}()
+	srv := sftp.NewRequestServer(&sftpStream{Reader: pr, Writer: ss.ch, close: func() { pr.Close() }}, sftp.Handlers{FileGet: sf, FilePut: sf, FileCmd: sf, FileList: sf},
 		sftp.WithRSMaxTxPacket(sftpTxPacket))
 	sf.stopFn = func() { _ = srv.Close() }
 	go func() {
@@ -125,6 +133,16 @@ func (ss *session) runSftp(ctx context.Context) int {
 	_ = ss.ch.CloseWrite()
 	return exit
 }
+
+// sftpStream is what the request server reads and writes; closing it
+// ends the server's reads, not the channel.
+type sftpStream struct {
+	io.Reader
+	io.Writer
+	close func()
+}
+
+func (s *sftpStream) Close() error { s.close(); return nil }
 
 // serveRecovered runs srv until it ends. A panic while decoding the
 // packet stream ends this session only, as a protocol error.
