@@ -99,8 +99,10 @@ type Upload struct {
 type UploadFlags struct {
 	// Exclusive refuses a path that names a file already.
 	Exclusive bool
-	// Truncate must be set to replace an existing file: an upload is the
-	// file's whole new content, never a change in place.
+	// Truncate starts the new content empty. Without it the new content
+	// starts as a copy of the existing file's (made on the server, never
+	// returned), so writes by offset change it as writes in place would;
+	// the file is still replaced atomically on Commit.
 	Truncate bool
 	// CreateMode, when set, is the permission bits of a file the upload
 	// creates (masked to 0o777); a file replaced keeps its own (or gets
@@ -125,10 +127,6 @@ func (h *Host) StartUpload(path string, mode int64, flags UploadFlags) (*Upload,
 			}
 			if flags.Exclusive {
 				return opError(KindInvalidArgument, action, e.path, errExists.Error())
-			}
-			if !flags.Truncate {
-				return opError(KindInvalidArgument, action, e.path,
-					"an existing file is only replaced whole (open it with truncate); it is never changed in place")
 			}
 			return nil
 		}}
@@ -155,7 +153,55 @@ func (h *Host) StartUpload(path string, mode int64, flags UploadFlags) (*Upload,
 		return nil, actError(e.actionOf(), e.path, cerr)
 	}
 	u.c = c
+	if e.obj != nil && !flags.Truncate {
+		if err := copyContent(e.obj, c.f); err != nil {
+			c.abort()
+			e.close()
+			return nil, actError(e.actionOf(), e.path, err)
+		}
+		u.end = e.obj.st.Size
+	}
 	return u, nil
+}
+
+// copyContent copies the pinned regular file p into f (copy_file_range
+// where the file system has it).
+func copyContent(p *pinned, f *os.File) error {
+	fd, err := p.reopen(unix.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	src := os.NewFile(uintptr(fd), p.path)
+	defer src.Close()
+	if _, err := io.Copy(f, src); err != nil {
+		return unwrapPathError(err)
+	}
+	return nil
+}
+
+// Truncate sets the size of the new content.
+func (u *Upload) Truncate(size int64) error {
+	action := u.e.actionOf()
+	if size < 0 {
+		return opError(KindInvalidArgument, action, u.e.path, "negative size")
+	}
+	if c := u.h.Counters; c != nil && c.MaxWrite > 0 && size > c.MaxWrite {
+		return c.exceed(opError(KindLimitExceeded, action, u.e.path,
+			"the write limit of "+strconv.FormatInt(c.MaxWrite, 10)+" bytes would be exceeded"))
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		return opError(KindInvalidArgument, action, u.e.path, "upload already ended")
+	}
+	u.end = size
+	if u.c == nil {
+		return nil
+	}
+	if err := u.c.f.Truncate(size); err != nil {
+		return actError(action, u.e.path, unwrapPathError(err))
+	}
+	return nil
 }
 
 // Path is the canonical path the upload replaces or creates.

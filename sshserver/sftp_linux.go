@@ -418,9 +418,6 @@ func (sf *sftpSession) setstat(r *sftp.Request) error {
 	if fl.UidGid {
 		return sf.refuse("setstat", "setstat of the owner of "+r.Filepath+" refused: keyhole does not change owners")
 	}
-	if fl.Size {
-		return sf.refuse("setstat", "setstat of the size of "+r.Filepath+" refused: upload the whole file instead")
-	}
 	var mode *int64
 	if fl.Permissions {
 		m := int64(a.Mode & 0o7777)
@@ -436,6 +433,14 @@ func (sf *sftpSession) setstat(r *sftp.Request) error {
 	if u != nil {
 		u.mu.Lock()
 		if !u.closed {
+			if fl.Size {
+				// The size of an upload in progress (scp sets it once it
+				// has written the file).
+				if err := u.Upload.Truncate(int64(a.Size)); err != nil {
+					u.mu.Unlock()
+					return err
+				}
+			}
 			if mode != nil {
 				u.mode = mode
 			}
@@ -446,6 +451,9 @@ func (sf *sftpSession) setstat(r *sftp.Request) error {
 			return nil
 		}
 		u.mu.Unlock()
+	}
+	if fl.Size {
+		return sf.refuse("setstat", "setstat of the size of "+r.Filepath+" refused: keyhole changes no file in place; upload it whole")
 	}
 	if mode != nil {
 		if err := sf.h.Chmod(r.Filepath, *mode); err != nil {

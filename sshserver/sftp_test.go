@@ -267,6 +267,13 @@ func TestSCP(t *testing.T) {
 	if err := os.WriteFile(local, []byte("uploaded by scp\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	short := filepath.Join(e.Dir, "short.txt")
+	if err := os.WriteFile(short, []byte("short\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d+"/longer.conf", []byte("a much longer old configuration\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tests := []struct {
@@ -277,6 +284,9 @@ func TestSCP(t *testing.T) {
 		check    func(t *testing.T)
 	}{
 		{"upload", []string{local, "R:" + d + "/up.txt"}, true, "", func(t *testing.T) { wantFile(t, d+"/up.txt", "uploaded by scp\n") }},
+		// scp opens an existing file without truncating, writes, then sets
+		// the size: the result is exactly the new file.
+		{"upload-over-longer", []string{short, "R:" + d + "/longer.conf"}, true, "", func(t *testing.T) { wantFile(t, d+"/longer.conf", "short\n") }},
 		{"download", []string{"R:" + d + "/app.conf", e.Dir + "/down.txt"}, true, "", func(t *testing.T) { wantFile(t, e.Dir+"/down.txt", "old config\n") }},
 		{"upload-denied", []string{local, "R:" + e.Sandbox + "/secrets/token"}, false, "Permission denied", func(t *testing.T) {
 			wantFile(t, e.Sandbox+"/secrets/token", "TOPSECRET-4f1c\n")
