@@ -57,6 +57,16 @@ func TestDocsDeployDirectory(t *testing.T) {
 		testenv.NeedBinary(t, b)
 	}
 	blocks := docBlocks(t, "A deploy directory shared by sftp, scp and scripts")
+	// README's example is lines of this one.
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"echo 'put app.conf /srv/deploy/app.conf' | sftp -b - deploy@host", "scp app.conf deploy@host:/srv/deploy/app.conf"} {
+		if !strings.Contains(string(readme), "\n"+line+"\n") || len(blocks["sh"]) == 0 || !strings.Contains(blocks["sh"][0], line+"\n") {
+			t.Errorf("README's example line %q is not a line of docs/files.md's allowed block", line)
+		}
+	}
 	if len(blocks["cedar"]) != 1 || len(blocks["sh"]) != 2 {
 		t.Fatalf("want one cedar and two sh blocks, got %d and %d", len(blocks["cedar"]), len(blocks["sh"]))
 	}
