@@ -24,6 +24,10 @@ import (
 // makes ("5"); unset, the test skips.
 const sftpBenchEnv = "KEYHOLE_SFTP_BENCH"
 
+// sftpBenchCipherEnv, when set, is the cipher both clients ask for (-c),
+// instead of the one negotiated by default.
+const sftpBenchCipherEnv = "KEYHOLE_SFTP_BENCH_CIPHER"
+
 // sftpBenchSize is the size of the file moved.
 const sftpBenchSize = 100 << 20
 
@@ -91,9 +95,13 @@ permit (principal in Keyhole::Role::"deploy",
 
 	// The stock clients against each server, with the same options.
 	opts := func(knownHosts, key, cert string) []string {
-		return []string{"-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+		o := []string{"-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
 			"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + knownHosts,
 			"-o", "CertificateFile=" + cert, "-o", "LogLevel=ERROR"}
+		if c := os.Getenv(sftpBenchCipherEnv); c != "" {
+			o = append(o, "-c", c)
+		}
+		return o
 	}
 	type server struct {
 		name, addr, login string
