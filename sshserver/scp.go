@@ -15,10 +15,24 @@ import (
 const msgLegacySCP = "keyhole: the legacy scp protocol (scp -O) is not served; drop -O: OpenSSH 9 scp uses SFTP, which keyhole serves under the same policy\n"
 
 // legacySCP reports whether an exec command is the remote end of the
-// legacy scp protocol: its first word is scp (or a path ending in /scp).
+// legacy scp protocol: its first word is scp (or a path ending in /scp)
+// and one of the options before the first operand is -t or -f, alone or
+// among other letters (scp -v -d -t -- /dir). A script that starts with a
+// variable named scp is not one.
 func legacySCP(cmd string) bool {
 	f := strings.Fields(cmd)
-	return len(f) > 0 && path.Base(f[0]) == "scp"
+	if len(f) < 2 || path.Base(f[0]) != "scp" {
+		return false
+	}
+	for _, a := range f[1:] {
+		if a == "--" || len(a) < 2 || a[0] != '-' {
+			return false
+		}
+		if strings.ContainsAny(a[1:], "tf") {
+			return true
+		}
+	}
+	return false
 }
 
 // refuseSCP accepts the exec request (so the client reads what follows),

@@ -315,4 +315,13 @@ func TestSCP(t *testing.T) {
 	if n := len(sftpDenies(e.Audit(t), e.Sandbox+"/secrets")); n < 2 {
 		t.Errorf("%d deny lines under secrets, want one per denied copy", n)
 	}
+	legacy := 0
+	for _, ev := range e.Audit(t) {
+		if r, _ := ev["reason"].(string); ev["event"] == "request.refused" && strings.HasPrefix(r, "legacy scp protocol") {
+			legacy++
+		}
+	}
+	if legacy != 2 {
+		t.Errorf("%d legacy scp refusal lines, want 2", legacy)
+	}
 }
