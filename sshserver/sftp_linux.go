@@ -40,6 +40,9 @@ const MaxSftpHandles = 256
 // asks for less; OpenSSH asks for 32 KiB, or what -B says).
 const sftpTxPacket = 255 << 10
 
+// sftpCoalesce is the most reply bytes that wait to be sent (coalescer).
+const sftpCoalesce = 1 << 20
+
 // sftpSession is the state of one sftp subsystem.
 type sftpSession struct {
 	ss *session
@@ -97,7 +100,8 @@ func (ss *session) runSftp(ctx context.Context) int {
 		_, err := io.Copy(pw, ss.ch)
 		pw.CloseWithError(err)
 	}()
-	srv := sftp.NewRequestServer(&sftpStream{Reader: pr, Writer: ss.ch, close: func() { pr.Close() }}, sftp.Handlers{FileGet: sf, FilePut: sf, FileCmd: sf, FileList: sf},
+	out := newCoalescer(ss.ch, sftpCoalesce)
+	srv := sftp.NewRequestServer(&sftpStream{Reader: pr, Writer: out, close: func() { pr.Close() }}, sftp.Handlers{FileGet: sf, FilePut: sf, FileCmd: sf, FileList: sf},
 		sftp.WithRSMaxTxPacket(sftpTxPacket))
 	sf.stopFn = func() { _ = srv.Close() }
 	go func() {
@@ -110,6 +114,7 @@ func (ss *session) runSftp(ctx context.Context) int {
 	}()
 	err := serveRecovered(srv)
 	cancel()
+	out.Close(tellWait) // every reply is sent before the exit status
 	sf.mu.Lock()
 	why, exit := sf.stopped, sf.exit
 	sf.mu.Unlock()
