@@ -5,8 +5,8 @@ package hostops
 // Operations whose bytes move in pieces rather than in one buffer, for
 // transports that read and write files by offset (sftp): a read handle on
 // an authorized file, an upload that becomes the file atomically when it
-// is committed, the times of a file, a directory listing that leaves out
-// what the principal may not stat, and the statistics of a file system.
+// is committed, the times of a file, and a directory listing that leaves
+// out what the principal may not stat.
 // Each is one operation: pinned, authorized and audited once, when it
 // starts, like every other.
 
@@ -296,22 +296,6 @@ func (h *Host) SetTimes(path string, atime, mtime time.Time) error {
 		return actError(actionWrite, p.path, err)
 	}
 	return nil
-}
-
-// StatFS returns the statistics of the file system that holds the object
-// at path (action "stat" on the object, which is pinned and authorized as
-// Stat does).
-func (h *Host) StatFS(path string) (unix.Statfs_t, error) {
-	var st unix.Statfs_t
-	p, err := h.begin(actionStat, path, nil)
-	if err != nil {
-		return st, err
-	}
-	defer p.close()
-	if err := unix.Fstatfs(p.fd, &st); err != nil {
-		return st, actError(actionStat, p.path, err)
-	}
-	return st, nil
 }
 
 // Visible is one entry of ListVisible: its name and its own attributes

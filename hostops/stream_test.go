@@ -287,19 +287,6 @@ func TestSetTimes(t *testing.T) {
 	}
 }
 
-func TestStatFS(t *testing.T) {
-	s := rwSandbox(t)
-	h, mem := newHost(s.policy())
-	if st, err := h.StatFS(s.path("allowed/public.txt")); err != nil || st.Bsize == 0 {
-		t.Errorf("StatFS = %+v, %v", st, err)
-	}
-	_, err := h.StatFS(s.path("allowed/link-secret"))
-	checkKind(t, err, hostops.KindAccessDenied, "")
-	if ev := mem.Events(); len(ev) != 2 || ev[0].Action != "stat" || ev[1].Decision != "deny" {
-		t.Errorf("audit lines %v", ev)
-	}
-}
-
 func TestListVisible(t *testing.T) {
 	s := rwSandbox(t)
 	p := s.policy()

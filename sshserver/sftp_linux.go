@@ -475,15 +475,16 @@ func (sf *sftpSession) setstat(r *sftp.Request) error {
 func (sf *sftpSession) StatVFS(r *sftp.Request) (*sftp.StatVFS, error) {
 	var out *sftp.StatVFS
 	err := sf.guard("statvfs", func() error {
-		st, err := sf.h.StatFS(r.Filepath)
+		d, err := sf.h.Disk(r.Filepath)
 		if err != nil {
 			return err
 		}
+		const unit = 4096
 		out = &sftp.StatVFS{
-			Bsize: uint64(st.Bsize), Frsize: uint64(st.Frsize), Blocks: st.Blocks, Bfree: st.Bfree,
-			Bavail: st.Bavail, Files: st.Files, Ffree: st.Ffree, Favail: st.Ffree,
-			Fsid: uint64(uint32(st.Fsid.Val[0]))<<32 | uint64(uint32(st.Fsid.Val[1])), Flag: uint64(st.Flags),
-			Namemax: uint64(st.Namelen),
+			Bsize: unit, Frsize: unit,
+			Blocks: uint64(d.Total) / unit, Bfree: uint64(d.Free) / unit, Bavail: uint64(d.Available) / unit,
+			Files: uint64(d.Inodes), Ffree: uint64(d.InodesFree), Favail: uint64(d.InodesFree),
+			Namemax: 255,
 		}
 		return nil
 	})
