@@ -114,6 +114,14 @@ func TestSftpBatches(t *testing.T) {
 		{"put-replace", "put L D/app.conf", func(t *testing.T, dir, _ string) { wantFile(t, dir+"/app.conf", "new content\n") }},
 		{"get", "get D/app.conf O", func(t *testing.T, _, out string) { wantFile(t, out, "old config\n") }},
 		{"ls", "ls -l D", nil},
+		{"df", "df D", nil},
+		{"stat-times", "put -p L D/app.conf", func(t *testing.T, dir, _ string) {
+			st, err := os.Stat(dir + "/app.conf")
+			lst, _ := os.Stat(local)
+			if err != nil || !st.ModTime().Equal(lst.ModTime().Truncate(time.Second)) || st.Mode().Perm() != 0o640 {
+				t.Errorf("put -p: %v %v %v, want the local file's time and mode", st.ModTime(), st.Mode(), err)
+			}
+		}},
 		{"rename", "rename D/app.conf D/renamed.conf", func(t *testing.T, dir, _ string) {
 			wantFile(t, dir+"/renamed.conf", "old config\n")
 			wantMissing(t, dir+"/app.conf")
@@ -161,8 +169,9 @@ func TestSftpBatches(t *testing.T) {
 			// The server answers "permission denied"; for get and ls the
 			// stock client globs first and reports a glob that matched
 			// nothing as "not found".
-			if !strings.Contains(r.Stderr, "Permission denied") && !strings.Contains(r.Stderr, "not found") {
-				t.Errorf("forbidden %s: stderr %q, want a permission error", tt.name, r.Stderr)
+			// df's failure the client reports by its exit status alone.
+			if tt.name != "df" && !strings.Contains(r.Stderr, "Permission denied") && !strings.Contains(r.Stderr, "not found") {
+				t.Errorf("forbidden %s: stderr %q (stdout %q), want a permission error", tt.name, r.Stderr, r.Stdout)
 			}
 			if after := snapshot(t, forbidden); !reflect.DeepEqual(before, after) {
 				t.Errorf("forbidden %s changed the disk:\nbefore %v\nafter  %v", tt.name, before, after)
