@@ -129,6 +129,19 @@ func TestDocsDeployDirectory(t *testing.T) {
 	if last.Stdout != "from a script\n\n" {
 		t.Errorf("script read %q", last.Stdout)
 	}
+	// The Ansible section's raw example runs that script, with a terminal
+	// asked for as Ansible asks.
+	raw := "print(fs.read(\"/srv/deploy/app.conf\"))"
+	files, err := os.ReadFile(filepath.Join("..", "docs", "files.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(files), "ansible web -m raw -a '"+raw+"'") || !strings.Contains(blocks["sh"][0], "'"+raw+"'") {
+		t.Errorf("the Ansible example's script is not the deploy example's")
+	}
+	if r := run("ssh -tt deploy@host '" + raw + "'"); r.Exit != 0 || r.Stdout != "from a script\r\n\r\n" {
+		t.Errorf("ssh -tt: exit %d, %q %q", r.Exit, r.Stdout, r.Stderr)
+	}
 	before := snapshot(t, deploy+"/secrets")
 	denied := strings.Split(strings.TrimSpace(blocks["sh"][1]), "\n")
 	for _, line := range denied {

@@ -122,7 +122,12 @@ func TestSftpHostileStreams(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			before, ends := snapshot(t, e.Sandbox), countEnds(e.Audit(t))
 			exit := rawSftp(t, e, tt.stream, tt.closeWrite)
+			waitFor(t, "the session.end line", func() bool { return countEnds(e.Audit(t)) > ends })
+			if after := snapshot(t, e.Sandbox); !reflect.DeepEqual(before, after) {
+				t.Errorf("the disk changed:\n%v\n%v", before, after)
+			}
 			if tt.wantExit >= 0 && exit != tt.wantExit {
 				t.Errorf("exit %d, want %d", exit, tt.wantExit)
 			}
@@ -195,7 +200,7 @@ func TestSftpSymlinkTricks(t *testing.T) {
 func TestSftpSymlinkSwap(t *testing.T) {
 	e := startSftpEnv(t, sshserver.Limits{})
 	d := e.Sandbox + "/deploy"
-	allowed := strings.Repeat("A", 64<<10)
+	allowed := strings.Repeat("A", 1<<20) // many reads: swaps land during transfers
 	if err := os.WriteFile(d+"/public", []byte(allowed), 0o644); err != nil {
 		t.Fatal(err)
 	}
