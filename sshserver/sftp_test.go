@@ -283,6 +283,11 @@ func TestSCP(t *testing.T) {
 	if err := os.WriteFile(d+"/longer.conf", []byte("a much longer old configuration\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	tree := filepath.Join(e.Dir, "tree")
+	for name, content := range map[string]string{"a.txt": "a\n", "sub/b.txt": "b\n"} {
+		must(t, os.MkdirAll(filepath.Dir(filepath.Join(tree, name)), 0o755))
+		must(t, os.WriteFile(filepath.Join(tree, name), []byte(content), 0o644))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tests := []struct {
@@ -296,6 +301,13 @@ func TestSCP(t *testing.T) {
 		// scp opens an existing file without truncating, writes, then sets
 		// the size: the result is exactly the new file.
 		{"upload-over-longer", []string{short, "R:" + d + "/longer.conf"}, true, "", func(t *testing.T) { wantFile(t, d+"/longer.conf", "short\n") }},
+		{"upload-recursive", []string{"-r", tree, "R:" + d + "/tree"}, true, "", func(t *testing.T) {
+			wantFile(t, d+"/tree/a.txt", "a\n")
+			wantFile(t, d+"/tree/sub/b.txt", "b\n")
+		}},
+		{"download-recursive", []string{"-r", "R:" + d + "/tree", e.Dir + "/tree-back"}, true, "", func(t *testing.T) {
+			wantFile(t, e.Dir+"/tree-back/sub/b.txt", "b\n")
+		}},
 		{"download", []string{"R:" + d + "/app.conf", e.Dir + "/down.txt"}, true, "", func(t *testing.T) { wantFile(t, e.Dir+"/down.txt", "old config\n") }},
 		{"upload-denied", []string{local, "R:" + e.Sandbox + "/secrets/token"}, false, "Permission denied", func(t *testing.T) {
 			wantFile(t, e.Sandbox+"/secrets/token", "TOPSECRET-4f1c\n")
