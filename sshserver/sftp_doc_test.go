@@ -172,3 +172,39 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestSftpTransportPolicy: docs/files.md's `when { context.transport ==
+// "sftp" }` lets uploads write where scripts may not.
+func TestSftpTransportPolicy(t *testing.T) {
+	testenv.NeedBinary(t, "sftp")
+	when := `when { context.transport == "sftp" }`
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "files.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "`"+when+"`") {
+		t.Fatalf("docs/files.md does not show %s", when)
+	}
+	e := testenv.Start(t, testenv.Options{
+		Policies: map[string]string{"p.cedar": `@id("start")
+permit (principal, action == Keyhole::Action::"stat", resource == Keyhole::Dir::"/");
+@id("uploads")
+permit (principal in Keyhole::Role::"deploy",
+        action in [Keyhole::Action::"write", Keyhole::Action::"create", Keyhole::Action::"stat"],
+        resource in Keyhole::Dir::"{{SANDBOX}}/deploy")
+` + when + ";"},
+		Files: map[string]string{"deploy/app.conf": "old\n"},
+	})
+	local := filepath.Join(e.Dir, "local")
+	must(t, os.WriteFile(local, []byte("uploaded\n"), 0o644))
+	target := e.Sandbox + "/deploy/app.conf"
+	if r := e.SFTPBatch(t, "deploy", "put "+local+" "+target+"\n"); r.Exit != 0 {
+		t.Fatalf("sftp put: exit %d %q", r.Exit, r.Stderr)
+	}
+	wantFile(t, target, "uploaded\n")
+	r := e.SSH(t, "deploy", `fs.write("`+target+`", "from a script\n")`)
+	if r.Exit != 13 || !strings.Contains(r.Stderr, "ACCESS_DENIED") {
+		t.Errorf("script write: exit %d %q", r.Exit, r.Stderr)
+	}
+	wantFile(t, target, "uploaded\n")
+}
