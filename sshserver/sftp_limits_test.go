@@ -24,6 +24,7 @@ func TestSftpLimits(t *testing.T) {
 	}{
 		{"max-read", sshserver.Limits{MaxRead: 16 << 10}, "get D/big O", "read limit of 16384 bytes"},
 		{"max-write", sshserver.Limits{MaxWrite: 16 << 10}, "put L D/app.conf", "write limit of 16384 bytes"},
+		{"max-operations", sshserver.Limits{MaxOperations: 4}, "ls D\nls D\nls D", "operation limit of 4"},
 		{"max-wall", sshserver.Limits{MaxWall: 300 * time.Millisecond}, "", "wall-time limit of 300ms"},
 	}
 	for _, tt := range tests {
