@@ -9,7 +9,10 @@
 //   - TestFloodAudit (KEYHOLE_FLOOD=60s) floods keyhole with unauthenticated
 //     connections and measures the audit log's growth;
 //   - TestThroughput (KEYHOLE_THROUGHPUT=2000) measures sessions per second
-//     of keyhole against a bare gliderlabs/ssh server.
+//     of keyhole against a bare gliderlabs/ssh server;
+//   - TestSftpThroughput (KEYHOLE_SFTP_BENCH=5) moves 100 MiB with the stock
+//     sftp (get, put) and scp (download) through keyhole's sftp subsystem
+//     and OpenSSH's internal-sftp.
 //
-// The two tests skip at once unless their variable is set.
+// The three tests skip at once unless their variable is set.
 package bench
