@@ -72,3 +72,41 @@ func TestSftpAuditLogRemoved(t *testing.T) {
 		})
 	}
 }
+
+// TestSftpInPlaceRefused: a truncate of a file (setstat of the size) and
+// an open for append are refused with a request.refused line; the file
+// is unchanged.
+func TestSftpInPlaceRefused(t *testing.T) {
+	e := startSftpEnv(t, sshserver.Limits{})
+	c, err := gossh.Dial("tcp", e.Addr, e.ClientConfig("deploy", e.UserSigner(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := sftp.NewClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	target := e.Sandbox + "/deploy/app.conf"
+	if err := cl.Truncate(target, 3); err == nil {
+		t.Error("truncate succeeded")
+	}
+	if f, err := cl.OpenFile(target, os.O_WRONLY|os.O_APPEND); err == nil {
+		_, werr := f.Write([]byte("appended"))
+		cerr := f.Close()
+		if werr == nil && cerr == nil {
+			t.Error("append succeeded")
+		}
+	}
+	wantFile(t, target, "old config\n")
+	n := 0
+	for _, ev := range e.Audit(t) {
+		if ev["event"] == "request.refused" && ev["transport"] == "sftp" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d refusal lines, want 2", n)
+	}
+}
