@@ -346,3 +346,15 @@ func TestSCP(t *testing.T) {
 		t.Errorf("%d legacy scp refusal lines, want 2", legacy)
 	}
 }
+
+// TestSftpNeedsStatOfRoot: the stock client asks for the real path of "."
+// when it starts, a stat of Dir::"/"; a policy that does not permit it
+// gets a client that says why and stops (docs/files.md).
+func TestSftpNeedsStatOfRoot(t *testing.T) {
+	testenv.NeedBinary(t, "sftp")
+	e := startEnv(t, sshserver.Limits{}) // the logs policy: no stat of "/"
+	r := e.SFTPBatch(t, "logs", "ls "+e.Sandbox+"/logs\n")
+	if r.Exit == 0 || !strings.Contains(r.Stderr, "stat / denied for") || !strings.Contains(r.Stderr, "Need cwd") {
+		t.Errorf("exit %d, stderr %q", r.Exit, r.Stderr)
+	}
+}
