@@ -6,6 +6,7 @@ require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/cedar-policy/cedar-go v1.9.1
 	github.com/gliderlabs/ssh v0.3.8
+	github.com/pkg/sftp v1.13.12
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.0
@@ -33,6 +34,8 @@ require (
 	github.com/rivo/uniseg v0.4.7 // indirect
 	golang.org/x/term v0.48.0 // indirect
 )
+
+require github.com/kr/fs v0.1.0 // indirect
 
 require (
 	github.com/anmitsu/go-shlex v0.0.0-20200514113438-38f4b401e2be // indirect

@@ -16,7 +16,10 @@
 //   - TestClientVsSSHProcesses (KEYHOLE_CLIENT_VS_SSH=40) compares the
 //     client's fan-out with one stock ssh process per host against sshd.
 //   - BenchmarkBulkReadVsOpenSSH (KEYHOLE_BULK=1) compares a script's
-//     100 MiB bulk read to stdout (fs.cat) with "ssh host cat" on sshd.
+//     100 MiB bulk read to stdout (fs.cat) with "ssh host cat" on sshd;
+//   - TestSftpThroughput (KEYHOLE_SFTP_BENCH=5) moves 100 MiB with the stock
+//     sftp (get, put) and scp (download) through keyhole's sftp subsystem
+//     and OpenSSH's internal-sftp.
 //
 // These tests and the bulk benchmark skip at once unless their variable
 // is set.

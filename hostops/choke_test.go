@@ -213,6 +213,42 @@ func TestEveryOperationWritesItsDecisions(t *testing.T) {
 			denied:  denied(func(h *hostops.Host) error { return errOf(h.Service(ctx, "status", "web", hostops.ExecOptions{})) }),
 			bad:     bad(func(h *hostops.Host) error { return errOf(h.Service(ctx, "status", "-web", hostops.ExecOptions{})) }),
 		},
+		"ListVisible": {
+			allowed: ok(func(h *hostops.Host) error { return errOf(h.ListVisible(p("allowed"))) }),
+			denied:  denied(func(h *hostops.Host) error { return errOf(h.ListVisible(p("allowed"))) }),
+			bad:     bad(func(h *hostops.Host) error { return errOf(h.ListVisible("relative")) }),
+		},
+		"SetTimes": {
+			allowed: ok(func(h *hostops.Host) error { return h.SetTimes(p("allowed/public.txt"), testNow, testNow) }),
+			denied:  denied(func(h *hostops.Host) error { return h.SetTimes(p("allowed/public.txt"), testNow, testNow) }),
+			bad:     bad(func(h *hostops.Host) error { return h.SetTimes("relative", testNow, testNow) }),
+		},
+		"StartUpload": {
+			allowed: ok(func(h *hostops.Host) error {
+				u, err := h.StartUpload(p("allowed/new.txt"), hostops.KeepMode, hostops.UploadFlags{Truncate: true})
+				if err != nil {
+					return err
+				}
+				return u.Commit()
+			}),
+			denied: denied(func(h *hostops.Host) error {
+				return errOf(h.StartUpload(p("allowed/new.txt"), hostops.KeepMode, hostops.UploadFlags{Truncate: true}))
+			}),
+			bad: bad(func(h *hostops.Host) error {
+				return errOf(h.StartUpload("relative", hostops.KeepMode, hostops.UploadFlags{Truncate: true}))
+			}),
+		},
+		"StreamRead": {
+			allowed: ok(func(h *hostops.Host) error {
+				r, err := h.StreamRead(p("allowed/public.txt"))
+				if err != nil {
+					return err
+				}
+				return r.Close()
+			}),
+			denied: denied(func(h *hostops.Host) error { return errOf(h.StreamRead(p("allowed/public.txt"))) }),
+			bad:    bad(func(h *hostops.Host) error { return errOf(h.StreamRead("relative")) }),
+		},
 		"Stat": {
 			allowed: ok(func(h *hostops.Host) error { return errOf(h.Stat(p("allowed/public.txt"))) }),
 			denied:  denied(func(h *hostops.Host) error { return errOf(h.Stat(p("allowed/public.txt"))) }),

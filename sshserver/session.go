@@ -237,6 +237,10 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 					ss.refuse(req, "malformed exec request")
 					continue
 				}
+				if legacySCP(p.Command) {
+					ss.refuseSCP(req, p.Command)
+					return ss.finish(outcome.ExitScriptError, nil)
+				}
 				_ = req.Reply(true, nil)
 				started = true
 				go func() { done <- ss.runScript(ctx, p.Command) }()
@@ -244,6 +248,12 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 				var p struct{ Name string }
 				if err := gossh.Unmarshal(req.Payload, &p); err != nil {
 					ss.refuse(req, "malformed subsystem request")
+					continue
+				}
+				if p.Name == "sftp" {
+					_ = req.Reply(true, nil)
+					started = true
+					go func() { done <- ss.runSftp(ctx) }()
 					continue
 				}
 				if p.Name != "starlark" && p.Name != "keyhole" {

@@ -46,6 +46,8 @@ type SSHDOptions struct {
 	// the login user's shell start-up files (~/.bashrc) are not read:
 	// what they cost is the machine's, not OpenSSH's.
 	Home string
+	// Sftp serves subsystem sftp with sshd's in-process internal-sftp.
+	Sftp bool
 }
 
 // SSHD is a running OpenSSH sshd.
@@ -102,6 +104,9 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 	}
 	if opts.Home != "" {
 		conf = append(conf, "SetEnv HOME="+opts.Home)
+	}
+	if opts.Sftp {
+		conf = append(conf, "Subsystem sftp internal-sftp")
 	}
 	confPath := filepath.Join(opts.Dir, "sshd_config")
 	must(t, os.WriteFile(confPath, []byte(strings.Join(conf, "\n")+"\n"), 0o600))
