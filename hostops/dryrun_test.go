@@ -2,15 +2,22 @@ package hostops_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/hostops"
@@ -167,6 +174,57 @@ func TestEveryOperationHonoursDryRun(t *testing.T) {
 		"Write/new": {acts: true, run: func(h *hostops.Host, s *sandbox, _ string) error {
 			return h.Write(s.path("allowed/new.txt"), []byte("new"), 0o600)
 		}},
+		"Cat": {run: func(h *hostops.Host, s *sandbox, _ string) error {
+			var got collectSender
+			if _, err := h.Cat(s.path("allowed/public.txt"), &got); err != nil {
+				return err
+			}
+			if string(got) != "public data\n" {
+				return errors.New("cat: wrong bytes")
+			}
+			return nil
+		}},
+		"Sha256": {run: func(h *hostops.Host, s *sandbox, _ string) error {
+			sum, err := h.Sha256(ctx, s.path("allowed/public.txt"))
+			if want := sha256.Sum256([]byte("public data\n")); err == nil && sum != hex.EncodeToString(want[:]) {
+				return errors.New("sha256: wrong sum")
+			}
+			return err
+		}},
+		"StreamRead": {run: func(h *hostops.Host, s *sandbox, _ string) error {
+			r, err := h.StreamRead(s.path("allowed/public.txt"))
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			b := make([]byte, 6)
+			if n, err := r.ReadAt(b, 0); n != 6 || string(b) != "public" {
+				return fmt.Errorf("stream read: %q, %v", b[:n], err)
+			}
+			return nil
+		}},
+		"ListVisible": {run: func(h *hostops.Host, s *sandbox, _ string) error {
+			got, err := h.ListVisible(s.path("allowed"))
+			if err == nil && len(got) == 0 {
+				return errors.New("list visible: empty")
+			}
+			return err
+		}},
+		"SetTimes": {acts: true, run: func(h *hostops.Host, s *sandbox, _ string) error {
+			t0 := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+			return h.SetTimes(s.path("allowed/public.txt"), t0, t0)
+		}},
+		"StartUpload": {acts: true, run: func(h *hostops.Host, s *sandbox, _ string) error {
+			u, err := h.StartUpload(s.path("allowed/new.txt"), 0o644, hostops.UploadFlags{Truncate: true})
+			if err != nil {
+				return err
+			}
+			if _, err := u.WriteAt([]byte("uploaded"), 0); err != nil {
+				u.Abort()
+				return err
+			}
+			return u.Commit()
+		}},
 	}
 	for _, action := range []string{hostops.ServiceStart, hostops.ServiceStop, hostops.ServiceRestart, hostops.ServiceReload} {
 		cases["Service/"+action] = dryCase{acts: true, run: func(h *hostops.Host, _ *sandbox, _ string) error {
@@ -219,10 +277,11 @@ func TestEveryOperationHonoursDryRun(t *testing.T) {
 		h, _ := newHost(d)
 		sink := &countingSink{}
 		h.Audit, h.ServiceManager, h.DryRun = sink, []string{mgr}, dry
-		before := tree(t, s.root)
+		before := tree(t, s.root) + mtimes(t, s.root)
 		err := c.run(h, s, bins.path("marker"))
 		_, merr := os.Stat(bins.path("ran"))
-		o := outcome{err: err, root: []string{s.root, bins.dir}, events: sink.since(0), changed: tree(t, s.root) != before || merr == nil}
+		o := outcome{err: err, root: []string{s.root, bins.dir}, events: sink.since(0),
+			changed: tree(t, s.root)+mtimes(t, s.root) != before || merr == nil}
 		for _, cl := range actions(calls(t, log)) {
 			if slices.Contains(cl, hostops.ServiceStatus) {
 				o.statuses++
@@ -293,4 +352,35 @@ func TestEveryOperationHonoursDryRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// collectSender is a hostops.FileSender that keeps the bytes.
+type collectSender []byte
+
+func (c *collectSender) SendFile(f *os.File, _ string, n int64) (int64, error) {
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, n))
+	*c = append(*c, b...)
+	return int64(len(b)), err
+}
+
+// mtimes lists the modification time of every regular file under dir,
+// which tree leaves out.
+func mtimes(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %d\n", p, fi.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
