@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,11 +82,13 @@ func TestWorkerReuse(t *testing.T) {
 	log.SetLevel(logrus.DebugLevel)
 	hook := &runsHook{}
 	log.AddHook(hook)
+	obs := &parkedObserver{}
 	e := testenv.Start(t, testenv.Options{
 		Policies: map[string]string{"logs.cedar": logsPolicy},
 		Files:    sandboxFiles,
 		Limits:   sshserver.Limits{MaxWall: time.Minute, MaxSteps: 100000},
 		Log:      log,
+		Observer: obs,
 	})
 	agent7 := e.UserSigner(t)
 	key8 := testenv.NewKey(t, e.Dir, "agent8")
@@ -108,6 +111,9 @@ func TestWorkerReuse(t *testing.T) {
 	}
 	if _, runs := hook.last(t); runs != 1 {
 		t.Errorf("the reused worker had run %d scripts before, want 1", runs)
+	}
+	if n, want := obs.parked.Load(), int64(e.Server.ParkedWorkers()); n != 1 || want != 1 {
+		t.Errorf("observer told of %d parked workers, pool has %d; want 1", n, want)
 	}
 	// A script sees nothing of the one before: a new interpreter.
 	if got := step("no globals carried", "logs", agent7, `print(secret)`, 2); got != first {
@@ -168,3 +174,18 @@ func TestWorkerReuseOff(t *testing.T) {
 		t.Errorf("%d workers parked with parking off", n)
 	}
 }
+
+// parkedObserver records what the server tells an Observer of parked
+// workers, and ignores the rest.
+type parkedObserver struct{ parked atomic.Int64 }
+
+func (o *parkedObserver) ParkedWorkers(n int)      { o.parked.Store(int64(n)) }
+func (o *parkedObserver) WorkerStarted(bool)       {}
+func (o *parkedObserver) IdleWorkers(int)          {}
+func (o *parkedObserver) Decision(string, bool)    {}
+func (o *parkedObserver) SessionOpened()           {}
+func (o *parkedObserver) SessionEnded(string, int) {}
+func (o *parkedObserver) SessionRefused(string)    {}
+func (o *parkedObserver) AuthRefused(string)       {}
+func (o *parkedObserver) ScriptRan(time.Duration)  {}
+func (o *parkedObserver) LimitHit(string)          {}

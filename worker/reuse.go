@@ -76,12 +76,14 @@ func (p *Pool) unpark(key string) *worker {
 		w.parkTimer.Stop()
 		if !w.gone() && !w.ring.Pending() {
 			p.setParked(key, ws)
+			p.parkedChanged()
 			return w
 		}
 		p.wg.Add(1)
 		go func() { defer p.wg.Done(); w.discard() }()
 	}
 	p.setParked(key, ws)
+	p.parkedChanged()
 	return nil
 }
 
@@ -108,6 +110,7 @@ func (p *Pool) park(w *worker, key string) {
 	}
 	p.parked.by[key] = append(p.parked.by[key], w)
 	p.parked.n++
+	p.parkedChanged()
 	w.parkTimer = time.AfterFunc(parkIdle, func() { p.expire(w, key) })
 	p.mu.Unlock()
 }
@@ -135,6 +138,7 @@ func (p *Pool) expire(w *worker, key string) {
 	}
 	p.setParked(key, append(ws[:i:i], ws[i+1:]...))
 	p.parked.n--
+	p.parkedChanged()
 	p.wg.Add(1)
 	p.mu.Unlock()
 	defer p.wg.Done()
@@ -151,6 +155,7 @@ func (p *Pool) closeParked() []*worker {
 		}
 	}
 	p.parked = parking{}
+	p.parkedChanged()
 	return out
 }
 

@@ -55,6 +55,8 @@ type Options struct {
 	WorkerPool int
 	// WorkerParked is Config.WorkerParked.
 	WorkerParked int
+	// Observer is Config.Observer.
+	Observer sshserver.Observer
 	// ServiceManager is Config.ServiceManager.
 	ServiceManager []string
 	// AuditPath is where the audit log is written; "" means audit.log in
@@ -136,6 +138,7 @@ func Start(t testing.TB, opts Options) *Env {
 		Worker:       worker,
 		WorkerPool:   opts.WorkerPool,
 		WorkerParked: opts.WorkerParked,
+		Observer:     opts.Observer,
 		Log:          opts.Log,
 
 		ServiceManager: opts.ServiceManager,
