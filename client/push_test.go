@@ -1,0 +1,301 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyhole-dev/keyhole/client"
+	"github.com/keyhole-dev/keyhole/internal/testenv"
+)
+
+const pushPolicy = `@id("deploy")
+permit (principal in Keyhole::Role::"logs",
+        action in [Keyhole::Action::"read", Keyhole::Action::"stat", Keyhole::Action::"write",
+                   Keyhole::Action::"create", Keyhole::Action::"chmod"],
+        resource in Keyhole::Dir::"{{SANDBOX}}/deploy");
+
+@id("ro-read")
+permit (principal in Keyhole::Role::"logs",
+        action in [Keyhole::Action::"read", Keyhole::Action::"stat"],
+        resource in Keyhole::Dir::"{{SANDBOX}}/ro");
+
+@id("no-secrets")
+forbid (principal, action, resource in Keyhole::Dir::"{{SANDBOX}}/deploy/secrets");`
+
+// pushEnv is one host with the push policy, and a client connected to it.
+type pushEnv struct {
+	f      *fixture
+	d      *client.Dialer
+	target client.Target
+	local  string // a local directory
+}
+
+func newPushEnv(t *testing.T) *pushEnv {
+	t.Helper()
+	f := newFixture(t)
+	for _, d := range []string{"deploy/secrets", "ro"} {
+		if err := os.MkdirAll(filepath.Join(f.sandbox, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := f.host(t, testenv.LoadPolicy(t, f.dir, "push", f.sandbox, pushPolicy))
+	kh := f.knownHosts(t, "kh_push", h.KnownHostsLine())
+	d, err := client.NewDialer(client.Config{Identities: []string{f.userKey}, KnownHosts: []string{kh}, NoAgent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	tg, err := client.ParseTarget("logs@" + h.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(f.dir, "local")
+	if err := os.MkdirAll(local, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &pushEnv{f: f, d: d, target: tg, local: local}
+}
+
+// file writes a local file and returns it ready to push to remote (under
+// the sandbox).
+func (e *pushEnv) file(t *testing.T, name, content, remote string) client.PushFile {
+	t.Helper()
+	p := filepath.Join(e.local, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pf, err := client.NewPushFile(p, filepath.Join(e.f.sandbox, remote))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pf
+}
+
+func (e *pushEnv) push(t *testing.T, files []client.PushFile, opts client.PushOptions) client.PushHostResult {
+	t.Helper()
+	rs := e.d.PushFanOut(context.Background(), []client.Target{e.target}, files, client.PushFanOutOptions{PushOptions: opts})
+	return rs[0]
+}
+
+func checkFile(t *testing.T, p, content string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != content {
+		t.Errorf("%s holds %q, want %q", p, b, content)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != mode {
+		t.Errorf("%s has mode %#o, want %#o", p, fi.Mode().Perm(), mode)
+	}
+}
+
+// A push writes what differs and nothing else: a new file (mode 0644),
+// an existing one with other content (its mode kept); the second push
+// finds both there; --mode changes only the mode of a file whose content
+// is there; the Then script runs only where something changed.
+func TestPushChangedUnchanged(t *testing.T) {
+	e := newPushEnv(t)
+	dir := filepath.Join(e.f.sandbox, "deploy")
+	old := filepath.Join(dir, "app.conf")
+	if err := os.WriteFile(old, []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files := []client.PushFile{
+		e.file(t, "app.conf", "new content\n", "deploy/app.conf"),
+		e.file(t, "extra.conf", "extra\n", "deploy/extra.conf"),
+	}
+	then := client.PushOptions{Then: `print("reloaded"); result("reloaded")`}
+	for i, tc := range []struct {
+		opts      client.PushOptions
+		status    string
+		changed   int
+		thenRan   bool
+		appMode   os.FileMode
+		extraMode os.FileMode
+	}{
+		{then, "changed", 2, true, 0o600, 0o644},
+		{then, "unchanged", 0, false, 0o600, 0o644},
+		{client.PushOptions{Mode: modePtr(0o640), Then: then.Then}, "changed", 2, true, 0o640, 0o640},
+		{client.PushOptions{Mode: modePtr(0o640)}, "unchanged", 0, false, 0o640, 0o640},
+	} {
+		r := e.push(t, files, tc.opts)
+		if r.Outcome != client.OK || r.Status() != tc.status || len(r.Push.Changed) != tc.changed {
+			t.Fatalf("push %d: %s %s, changed %v, err %v", i, r.Outcome, r.Status(), r.Push.Changed, r.Err)
+		}
+		if ran := r.Push.Then != nil; ran != tc.thenRan {
+			t.Errorf("push %d: then ran %v", i, ran)
+		}
+		if tc.thenRan && (r.Result == nil || string(r.Result.Result) != `"reloaded"`) {
+			t.Errorf("push %d: then result %+v", i, r.Result)
+		}
+		checkFile(t, old, "new content\n", tc.appMode)
+		checkFile(t, filepath.Join(dir, "extra.conf"), "extra\n", tc.extraMode)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 3 { // app.conf, extra.conf, secrets
+		t.Errorf("deploy holds %d entries, want 3", len(ents))
+	}
+	// A Then script that fails makes the host fail with its outcome.
+	files[0] = e.file(t, "app.conf", "newer\n", "deploy/app.conf")
+	r := e.push(t, files, client.PushOptions{Then: `fail("reload failed")`})
+	if r.Outcome != client.ScriptError || r.Status() != "failed" || !strings.Contains(r.ErrorLine(), "reload failed") {
+		t.Errorf("failing then: %s %s %q", r.Outcome, r.Status(), r.ErrorLine())
+	}
+	checkFile(t, old, "newer\n", 0o640)
+}
+
+func modePtr(m os.FileMode) *os.FileMode { return &m }
+
+// A destination the policy denies is written nothing: a denied read
+// stops the push at the hash check (no blind upload), a denied write at
+// the sftp open; either is access denied with a deny line in the audit.
+func TestPushDenied(t *testing.T) {
+	e := newPushEnv(t)
+	ro := filepath.Join(e.f.sandbox, "ro", "app.conf")
+	if err := os.WriteFile(ro, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, remote, action string
+		stage                string
+	}{
+		{"read-denied", "deploy/secrets/key", "read", "check"},
+		{"write-denied", "ro/app.conf", "write", "sftp"},
+		{"create-denied", "ro/new.conf", "create", "sftp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pf := e.file(t, "x", "pushed\n", tc.remote)
+			r := e.push(t, []client.PushFile{pf}, client.PushOptions{Then: `print("then")`})
+			if r.Outcome != client.AccessDenied || r.Status() != "failed" {
+				t.Fatalf("outcome %s %s, err %v", r.Outcome, r.Status(), r.Err)
+			}
+			if r.Push.Then != nil || len(r.Push.Changed) != 0 {
+				t.Errorf("then ran or changed: %+v", r.Push)
+			}
+			if tc.stage == "check" && (r.Result == nil || r.Result.Exit != 13) {
+				t.Errorf("check result %+v", r.Result)
+			}
+			b, _ := r.MarshalJSON()
+			if !strings.Contains(string(b), `"outcome":"access_denied","status":"failed"`) || !strings.Contains(string(b), `"kind":"ACCESS_DENIED"`) {
+				t.Errorf("json %s", b)
+			}
+			if tc.name == "read-denied" {
+				if _, err := os.Stat(pf.Remote); !os.IsNotExist(err) {
+					t.Errorf("%s written: %v", pf.Remote, err)
+				}
+			}
+			found := false
+			for _, ev := range testenv.ReadAudit(t, e.f.auditPath) {
+				if ev["event"] == "decision" && ev["decision"] == "deny" && ev["action"] == tc.action && ev["resource"] == pf.Remote {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no deny line for %s %s", tc.action, pf.Remote)
+			}
+		})
+	}
+	checkFile(t, ro, "old\n", 0o644)
+	if _, err := os.Stat(filepath.Join(e.f.sandbox, "ro", "new.conf")); !os.IsNotExist(err) {
+		t.Errorf("ro/new.conf: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.f.sandbox, "deploy", "secrets")); len(ents) != 0 {
+		t.Errorf("secrets holds %d entries", len(ents))
+	}
+}
+
+// A push cut off mid-upload (its connection closed) leaves the old file
+// and nothing else; the server serves the next push.
+func TestPushInterrupted(t *testing.T) {
+	e := newPushEnv(t)
+	dir := filepath.Join(e.f.sandbox, "deploy")
+	old := filepath.Join(dir, "big.bin")
+	if err := os.WriteFile(old, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 32<<20)
+	rand.Read(big)
+	pf := e.file(t, "big.bin", string(big), "deploy/big.bin")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := e.d.Dial(ctx, e.target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var sent int64
+	_, err = c.Push(ctx, []client.PushFile{pf}, client.PushOptions{Progress: func(n int64) {
+		sent += n
+		if sent > 1<<20 {
+			cancel()
+		}
+	}})
+	if err == nil || sent >= int64(len(big)) {
+		t.Fatalf("push not cut: sent %d, err %v", sent, err)
+	}
+	// The server drops the upload when it sees the session end; wait for
+	// its session.end line, then look.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := 0
+		for _, ev := range testenv.ReadAudit(t, e.f.auditPath) {
+			if ev["event"] == "session.end" {
+				n++
+			}
+		}
+		if n >= 2 { // the hash check's and the sftp session's
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sftp session did not end")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	checkFile(t, old, "old\n", 0o644)
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, en := range ents {
+		names = append(names, en.Name())
+	}
+	if !slices.Equal(names, []string{"big.bin", "secrets"}) {
+		t.Errorf("deploy holds %v", names)
+	}
+	r := e.push(t, []client.PushFile{pf}, client.PushOptions{})
+	if r.Status() != "changed" {
+		t.Fatalf("second push: %s %v", r.Status(), r.Err)
+	}
+	if b, _ := os.ReadFile(old); !bytes.Equal(b, big) {
+		t.Error("second push: content differs")
+	}
+}
+
+// Bad input refused before anything is sent.
+func TestNewPushFileBad(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	os.WriteFile(p, []byte("x"), 0o644)
+	for _, tc := range []struct{ local, remote, want string }{
+		{filepath.Join(dir, "nope"), "/srv/f", "no such file"},
+		{dir, "/srv/f", "not a regular file"},
+		{p, "srv/f", "not an absolute path"},
+		{p, "/srv/../etc/f", "not a clean file path"},
+		{p, "/", "not a clean file path"},
+	} {
+		if _, err := client.NewPushFile(tc.local, tc.remote); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s -> %s: %v, want %q", tc.local, tc.remote, err, tc.want)
+		}
+	}
+}
