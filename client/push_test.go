@@ -282,6 +282,37 @@ func TestPushInterrupted(t *testing.T) {
 	}
 }
 
+// A local file that changes while it is sent is not committed: the
+// sftp session is closed under the open upload, which the server drops.
+func TestPushLocalChanged(t *testing.T) {
+	e := newPushEnv(t)
+	old := filepath.Join(e.f.sandbox, "deploy", "big.bin")
+	if err := os.WriteFile(old, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 4<<20)
+	pf := e.file(t, "big.bin", string(big), "deploy/big.bin")
+	changed := false
+	r := e.push(t, []client.PushFile{pf}, client.PushOptions{Then: `print("then")`, Progress: func(int64) {
+		if !changed {
+			changed = true
+			big[len(big)-1] = 1
+			if err := os.WriteFile(pf.Local, big, 0o600); err != nil {
+				t.Error(err)
+			}
+		}
+	}})
+	if r.Outcome != client.Failed || !strings.Contains(r.ErrorLine(), "changed while it was sent") || r.Push.Then != nil {
+		t.Fatalf("outcome %s %q", r.Outcome, r.ErrorLine())
+	}
+	// The upload was never closed, so never committed; the server serves on.
+	r = e.push(t, []client.PushFile{e.file(t, "small", "x", "deploy/other")}, client.PushOptions{})
+	if r.Outcome != client.OK {
+		t.Fatal(r.Err)
+	}
+	checkFile(t, old, "old\n", 0o644)
+}
+
 // Bad input refused before anything is sent.
 func TestNewPushFileBad(t *testing.T) {
 	dir := t.TempDir()

@@ -306,7 +306,9 @@ func printPushHost(out *bufio.Writer, stderr io.Writer, r client.PushHostResult)
 	name := r.Target.String()
 	var changed []string
 	if r.Push != nil {
-		changed = r.Push.Changed
+		for _, c := range r.Push.Changed {
+			changed = append(changed, strings.Join(displayLines(c), "\\n"))
+		}
 	}
 	switch st := r.Status(); {
 	case st == "failed" && len(changed) > 0:
