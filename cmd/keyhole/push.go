@@ -118,64 +118,79 @@ func pushPlan(srcs []string, dest string) ([]string, error) {
 	return out, nil
 }
 
-func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var pf pushFlags
+// pushRequest is a push's command line, checked: the hosts' source, the
+// local files and their paths on the hosts, and the options (the --then
+// file not read yet).
+type pushRequest struct {
+	pf            pushFlags
+	dests         []string
+	srcs, remotes []string
+	opts          client.PushOptions
+	thenFile      string
+}
+
+// parsePush parses and checks push's arguments without touching a file
+// or a host; its errors are usage errors.
+func parsePush(args []string, stdout io.Writer) (*pushRequest, error) {
+	req := &pushRequest{}
+	pf := &req.pf
 	fs := newFlagSet("push", pushSynopsis, stdout)
 	pf.register(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["limit"] && pf.inventory == "" {
-		return &usageError{"--limit selects from an --inventory; give --inventory FILE"}
+		return nil, &usageError{"--limit selects from an --inventory; give --inventory FILE"}
 	}
 	if pf.inventory != "" && pf.hosts != "" {
-		return &usageError{"--inventory and --hosts do not go together"}
+		return nil, &usageError{"--inventory and --hosts do not go together"}
 	}
 	if set["then"] && set["then-e"] {
-		return &usageError{"--then and --then-e do not go together"}
+		return nil, &usageError{"--then and --then-e do not go together"}
 	}
 	if len(pf.args) > 0 && !set["then"] && !set["then-e"] {
-		return &usageError{"--arg is for the --then script"}
+		return nil, &usageError{"--arg is for the --then script"}
 	}
 	// Destinations first: the leading user@host operands.
 	var dests []string
 	for len(pos) > 0 && strings.Contains(pos[0], "@") {
 		if _, err := os.Lstat(pos[0]); err == nil {
-			return &usageError{fmt.Sprintf("%q is a local file and looks like a destination; write ./%s", pos[0], pos[0])}
+			return nil, &usageError{fmt.Sprintf("%q is a local file and looks like a destination; write ./%s", pos[0], pos[0])}
 		}
 		dests = append(dests, pos[0])
 		pos = pos[1:]
 	}
 	if len(dests) > 0 && pf.inventory != "" {
-		return &usageError{fmt.Sprintf("%q: --inventory takes no destinations; select its hosts with --limit", dests[0])}
+		return nil, &usageError{fmt.Sprintf("%q: --inventory takes no destinations; select its hosts with --limit", dests[0])}
 	}
 	if len(dests) == 0 && pf.hosts == "" && pf.inventory == "" {
-		return &usageError{"no hosts: give user@host[:port] before the files, --hosts FILE or --inventory FILE"}
+		return nil, &usageError{"no hosts: give user@host[:port] before the files, --hosts FILE or --inventory FILE"}
 	}
 	if len(pos) < 2 {
-		return &usageError{"want SRC... DEST: the local files and their absolute path on the hosts"}
+		return nil, &usageError{"want SRC... DEST: the local files and their absolute path on the hosts"}
 	}
 	srcs, dest := pos[:len(pos)-1], pos[len(pos)-1]
-	remotes, err := pushPlan(srcs, dest)
+	req.dests, req.srcs = dests, srcs
+	req.remotes, err = pushPlan(srcs, dest)
 	if err != nil {
-		return &usageError{err.Error()}
+		return nil, &usageError{err.Error()}
 	}
-	var opts client.PushOptions
+	opts := &req.opts
 	if pf.mode != "" {
 		m, err := parseMode(pf.mode)
 		if err != nil {
-			return &usageError{err.Error()}
+			return nil, &usageError{err.Error()}
 		}
 		opts.Mode = &m
 	}
 	if pf.parallel < 1 {
-		return &usageError{fmt.Sprintf("-f %d: want at least 1", pf.parallel)}
+		return nil, &usageError{fmt.Sprintf("-f %d: want at least 1", pf.parallel)}
 	}
 	if pf.connectTimeout <= 0 || pf.timeout < 0 {
-		return &usageError{"timeouts must be positive"}
+		return nil, &usageError{"timeouts must be positive"}
 	}
 	if len(pf.args) > 0 {
 		opts.ThenArgs = map[string]any{}
@@ -183,10 +198,10 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, a := range pf.args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" {
-			return &usageError{fmt.Sprintf("--arg %q: want key=value", a)}
+			return nil, &usageError{fmt.Sprintf("--arg %q: want key=value", a)}
 		}
 		if _, dup := opts.ThenArgs[k]; dup {
-			return &usageError{fmt.Sprintf("--arg %q: key given twice", k)}
+			return nil, &usageError{fmt.Sprintf("--arg %q: key given twice", k)}
 		}
 		opts.ThenArgs[k] = v
 	}
@@ -194,10 +209,23 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case set["then-e"]:
 		opts.Then = pf.thenCode
 		if strings.TrimSpace(opts.Then) == "" {
-			return &usageError{"--then-e: empty script"}
+			return nil, &usageError{"--then-e: empty script"}
 		}
 	case set["then"]:
-		b, err := os.ReadFile(pf.then)
+		req.thenFile = pf.then
+	}
+	opts.Timeout = pf.timeout
+	return req, nil
+}
+
+func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	req, err := parsePush(args, stdout)
+	if err != nil {
+		return err
+	}
+	pf, srcs, remotes, opts := &req.pf, req.srcs, req.remotes, req.opts
+	if req.thenFile != "" {
+		b, err := os.ReadFile(req.thenFile)
 		if err != nil {
 			return &startError{fmt.Errorf("--then: %w", err)}
 		}
@@ -216,7 +244,7 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		files[i] = f
 		total += f.Size
 	}
-	src := targetSource{dests: dests, hostsFile: pf.hosts, inventory: pf.inventory, limit: pf.limit}
+	src := targetSource{dests: req.dests, hostsFile: pf.hosts, inventory: pf.inventory, limit: pf.limit}
 	targets, err := src.targets(pf.login)
 	if err != nil {
 		return &startError{err}
@@ -229,8 +257,7 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return &startError{err}
 	}
 	defer d.Close()
-	opts.Timeout = pf.timeout
-	return pushFleet(ctx, d, targets, files, opts, &pf, total, stdout, stderr)
+	return pushFleet(ctx, d, targets, files, opts, pf, total, stdout, stderr)
 }
 
 func pushFleet(ctx context.Context, d *client.Dialer, targets []client.Target, files []client.PushFile, opts client.PushOptions,
