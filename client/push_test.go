@@ -39,13 +39,18 @@ type pushEnv struct {
 
 func newPushEnv(t *testing.T) *pushEnv {
 	t.Helper()
+	return newPushEnvPolicy(t, pushPolicy)
+}
+
+func newPushEnvPolicy(t *testing.T, policy string) *pushEnv {
+	t.Helper()
 	f := newFixture(t)
 	for _, d := range []string{"deploy/secrets", "ro"} {
 		if err := os.MkdirAll(filepath.Join(f.sandbox, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h := f.host(t, testenv.LoadPolicy(t, f.dir, "push", f.sandbox, pushPolicy))
+	h := f.host(t, testenv.LoadPolicy(t, f.dir, "push", f.sandbox, policy))
 	kh := f.knownHosts(t, "kh_push", h.KnownHostsLine())
 	d, err := client.NewDialer(client.Config{Identities: []string{f.userKey}, KnownHosts: []string{kh}, NoAgent: true})
 	if err != nil {
@@ -311,6 +316,36 @@ func TestPushLocalChanged(t *testing.T) {
 		t.Fatal(r.Err)
 	}
 	checkFile(t, old, "old\n", 0o644)
+}
+
+// The push policy of docs/client.md (its directory moved into the
+// sandbox, its role the fixture's) lets a push with --mode and a Then
+// script through, and nothing outside its directory.
+func TestPushDocPolicy(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "client.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(doc), "## Pushing files")
+	_, block, ok2 := strings.Cut(sec, "```cedar\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 || !strings.Contains(block, `Dir::"/etc/app"`) {
+		t.Fatal("docs/client.md: no cedar block on /etc/app in the push section")
+	}
+	policy := strings.NewReplacer(`Dir::"/etc/app"`, `Dir::"{{SANDBOX}}/deploy"`, `Role::"deploy"`, `Role::"logs"`).Replace(block)
+	e := newPushEnvPolicy(t, policy)
+	files := []client.PushFile{e.file(t, "app.conf", "a\n", "deploy/app.conf"), e.file(t, "app.env", "b\n", "deploy/app.env")}
+	r := e.push(t, files, client.PushOptions{Mode: modePtr(0o640), Then: `print("reloaded")`})
+	if r.Status() != "changed" || len(r.Push.Changed) != 2 || r.Push.Then == nil {
+		t.Fatalf("%s %v", r.Status(), r.Err)
+	}
+	checkFile(t, files[0].Remote, "a\n", 0o640)
+	if r := e.push(t, files, client.PushOptions{Mode: modePtr(0o640)}); r.Status() != "unchanged" {
+		t.Errorf("second push: %s %v", r.Status(), r.Err)
+	}
+	if r := e.push(t, []client.PushFile{e.file(t, "x", "x", "ro/x")}, client.PushOptions{}); r.Outcome != client.AccessDenied {
+		t.Errorf("outside: %s %v", r.Outcome, r.Err)
+	}
 }
 
 // Bad input refused before anything is sent.
