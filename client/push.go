@@ -17,6 +17,7 @@ import (
 	"os"
 	"path"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -40,16 +41,18 @@ func NewPushFile(local, remote string) (PushFile, error) {
 	if path.Clean(remote) != remote || remote == "/" {
 		return PushFile{}, fmt.Errorf("client: push %s: destination %q is not a clean file path", local, remote)
 	}
-	f, err := os.Open(local)
+	// Checked before it is opened: opening a FIFO would block.
+	if fi, err := os.Stat(local); err != nil {
+		return PushFile{}, fmt.Errorf("client: push: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return PushFile{}, fmt.Errorf("client: push %s: not a regular file", local)
+	}
+	f, err := os.OpenFile(local, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return PushFile{}, fmt.Errorf("client: push: %w", err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return PushFile{}, fmt.Errorf("client: push: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		return PushFile{}, fmt.Errorf("client: push %s: not a regular file", local)
 	}
 	h := sha256.New()
@@ -226,11 +229,14 @@ func sftpCtxError(ctx context.Context, host string, err error) error {
 // closed; the mode, set on the open handle, is applied once it is in
 // place.
 func upload(sc *sftp.Client, host string, f PushFile, opts PushOptions) error {
-	src, err := os.Open(f.Local)
+	src, err := os.OpenFile(f.Local, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("client: push: %w", err)
 	}
 	defer src.Close()
+	if fi, err := src.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("client: push %s: not a regular file", f.Local)
+	}
 	dst, err := sc.OpenFile(f.Remote, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
 		return &PushError{Host: host, Op: "open", Path: f.Remote, Err: err}

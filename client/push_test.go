@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -353,7 +354,12 @@ func TestNewPushFileBad(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
 	os.WriteFile(p, []byte("x"), 0o644)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ local, remote, want string }{
+		{fifo, "/srv/f", "not a regular file"},
 		{filepath.Join(dir, "nope"), "/srv/f", "no such file"},
 		{dir, "/srv/f", "not a regular file"},
 		{p, "srv/f", "not an absolute path"},

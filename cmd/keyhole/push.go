@@ -179,7 +179,7 @@ func parsePush(args []string, stdout io.Writer) (*pushRequest, error) {
 		return nil, &usageError{err.Error()}
 	}
 	opts := &req.opts
-	if pf.mode != "" {
+	if set["mode"] {
 		m, err := parseMode(pf.mode)
 		if err != nil {
 			return nil, &usageError{err.Error()}
