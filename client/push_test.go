@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -370,4 +371,63 @@ func TestNewPushFileBad(t *testing.T) {
 			t.Errorf("%s -> %s: %v, want %q", tc.local, tc.remote, err, tc.want)
 		}
 	}
+}
+
+// A push over several hosts: exact outcomes in order, the summary, the
+// exit status, and the bytes reported as they go.
+func TestPushFanOut(t *testing.T) {
+	e := newPushEnv(t)
+	deny := e.f.host(t, e.f.denyPolicy)
+	kh := e.f.knownHosts(t, "kh_fan", deny.KnownHostsLine())
+	e2, err := client.NewDialer(client.Config{Identities: []string{e.f.userKey}, NoAgent: true,
+		KnownHosts: []string{kh, filepath.Join(e.f.dir, "kh_push")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	closed := closedPort(t)
+	denyT, _ := client.ParseTarget("logs@" + deny.Addr)
+	targets := []client.Target{
+		{Name: "a", Addr: e.target.Addr, Port: e.target.Port, User: "logs"},
+		{Name: "b", Addr: e.target.Addr, Port: e.target.Port, User: "logs"},
+		{Name: "c", Addr: "127.0.0.1", Port: closed, User: "logs"},
+		{Name: "d", Addr: denyT.Addr, Port: denyT.Port, User: "logs"},
+	}
+	pf := e.file(t, "app.conf", strings.Repeat("x", 100000), "deploy/app.conf")
+	var sent int64
+	var done []string
+	rs := e2.PushFanOut(context.Background(), targets, []client.PushFile{pf}, client.PushFanOutOptions{
+		Parallel:    1,
+		PushOptions: client.PushOptions{Then: `print("reloaded")`},
+		Progress:    func(_ client.Target, n int64) { sent += n },
+		Done:        func(r client.PushHostResult) { done = append(done, r.Target.Name+" "+r.Status()) },
+	})
+	want := []string{"changed", "unchanged", "failed", "failed"}
+	outcomes := []client.Outcome{client.OK, client.OK, client.Unreachable, client.AccessDenied}
+	for i, r := range rs {
+		if r.Status() != want[i] || r.Outcome != outcomes[i] {
+			t.Errorf("%s: %s %s, err %v", r.Target.Name, r.Status(), r.Outcome, r.Err)
+		}
+	}
+	if len(done) != 4 {
+		t.Errorf("done %v", done)
+	}
+	if sent != pf.Size {
+		t.Errorf("progress %d bytes, want %d", sent, pf.Size)
+	}
+	line, sum := client.PushSummary(rs)
+	if line != "4 hosts: 1 changed, 1 unchanged, 1 access denied, 1 unreachable" || sum.ExitStatus() != client.ExitSomeFailed {
+		t.Errorf("summary %q, exit %d", line, sum.ExitStatus())
+	}
+}
+
+func closedPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return port
 }
