@@ -202,7 +202,7 @@ func (c *Client) Push(ctx context.Context, files []PushFile, opts PushOptions) (
 			if err := sc.Chmod(w.f.Remote, *opts.Mode); err != nil {
 				return res, sftpCtxError(ctx, host, &PushError{Host: host, Op: "chmod", Path: w.f.Remote, Err: err})
 			}
-		} else if err := upload(sc, host, w.f, opts); err != nil {
+		} else if err := upload(sc, closeSC, host, w.f, opts); err != nil {
 			return res, sftpCtxError(ctx, host, err)
 		}
 		res.Changed = append(res.Changed, w.f.Remote)
@@ -228,7 +228,7 @@ func sftpCtxError(ctx context.Context, host string, err error) error {
 // empty upload that replaces the file atomically when the handle is
 // closed; the mode, set on the open handle, is applied once it is in
 // place.
-func upload(sc *sftp.Client, host string, f PushFile, opts PushOptions) error {
+func upload(sc *sftp.Client, closeSC func(), host string, f PushFile, opts PushOptions) error {
 	src, err := os.OpenFile(f.Local, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("client: push: %w", err)
@@ -256,12 +256,12 @@ func upload(sc *sftp.Client, host string, f PushFile, opts PushOptions) error {
 		// Closing after a failed write would commit a partial file: the
 		// server drops an upload whose session ends with it open, so the
 		// session is what is closed.
-		sc.Close()
+		closeSC()
 		return &PushError{Host: host, Op: "write", Path: f.Remote, Err: err}
 	}
 	if opts.Mode != nil {
 		if err := dst.Chmod(*opts.Mode); err != nil {
-			sc.Close()
+			closeSC()
 			return &PushError{Host: host, Op: "chmod", Path: f.Remote, Err: err}
 		}
 	}
