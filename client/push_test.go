@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -430,4 +434,66 @@ func closedPort(t *testing.T) int {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	return port
+}
+
+// The hash check, the uploads and the Then script of a host share one
+// connection: a proxy in front of the server counts the connections.
+func TestPushOneConnection(t *testing.T) {
+	e := newPushEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	accepted := 0
+	var wg sync.WaitGroup
+	acceptDone := make(chan struct{})
+	defer func() {
+		ln.Close()
+		<-acceptDone
+		wg.Wait()
+	}()
+	go func() {
+		defer close(acceptDone)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			accepted++
+			mu.Unlock()
+			up, err := net.Dial("tcp", net.JoinHostPort(e.target.Addr, strconv.Itoa(e.target.Port)))
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(up, c); up.Close() }()
+			go func() { defer wg.Done(); io.Copy(c, up); c.Close() }()
+		}
+	}()
+	hostLine, err := os.ReadFile(filepath.Join(e.f.dir, "kh_push"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := strings.Cut(strings.TrimSpace(string(hostLine)), " ")
+	port := ln.Addr().(*net.TCPAddr).Port
+	kh := e.f.knownHosts(t, "kh_proxy", fmt.Sprintf("[127.0.0.1]:%d %s", port, key))
+	d, err := client.NewDialer(client.Config{Identities: []string{e.f.userKey}, KnownHosts: []string{kh}, NoAgent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	files := []client.PushFile{e.file(t, "a", "a\n", "deploy/a"), e.file(t, "b", "b\n", "deploy/b")}
+	r := d.PushFanOut(context.Background(), []client.Target{{Name: "p", Addr: "127.0.0.1", Port: port, User: "logs"}}, files,
+		client.PushFanOutOptions{PushOptions: client.PushOptions{Mode: modePtr(0o600), Then: `print("then")`}})[0]
+	if r.Status() != "changed" || r.Push.Then == nil || len(r.Push.Changed) != 2 {
+		t.Fatalf("%s %v", r.Status(), r.Err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if accepted != 1 {
+		t.Errorf("%d connections, want 1", accepted)
+	}
 }
