@@ -48,8 +48,10 @@ type fleetRun struct {
 // --inventory against keyhole serve (built here, its own process), and
 // parallel-ssh and ansible's raw module against OpenSSH's sshd (as
 // deployed: certificate login, a re-exec per connection, cat). The N
-// hosts are N names of one server of each kind. Tools not installed are
-// skipped with the reason logged.
+// hosts are N names of one server of each kind. After one unmeasured
+// run of each tool, the tools take turns, KEYHOLE_FLEET_RUNS runs each;
+// the best and the median are logged, with each tool's CPU and the
+// server's. Tools not installed are skipped with the reason logged.
 func TestFleetTools(t *testing.T) {
 	spec := os.Getenv(fleetEnv)
 	if spec == "" {
