@@ -54,6 +54,7 @@ type SSHDOptions struct {
 type SSHD struct {
 	Addr       string // 127.0.0.1:port
 	KnownHosts string // a known_hosts file naming its host key
+	Pid        int    // the listening sshd's process id
 	log        *lockedBuffer
 }
 
@@ -153,7 +154,7 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 	host, port, _ := net.SplitHostPort(addr)
 	kh := filepath.Join(opts.Dir, "sshd_known_hosts")
 	must(t, os.WriteFile(kh, []byte("["+host+"]:"+port+" "+string(gossh.MarshalAuthorizedKey(hk))), 0o644))
-	return &SSHD{Addr: addr, KnownHosts: kh, log: log}
+	return &SSHD{Addr: addr, KnownHosts: kh, Pid: cmd.Process.Pid, log: log}
 }
 
 // lockedBuffer collects a process's output.
