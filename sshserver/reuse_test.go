@@ -5,7 +5,6 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,26 +16,8 @@ import (
 	"github.com/keyhole-dev/keyhole/sshserver"
 )
 
-// runsHook records the pid and run count of the worker of each script.
-type runsHook struct {
-	mu   sync.Mutex
-	pids []int
-	runs []int
-}
-
-func (h *runsHook) Levels() []logrus.Level { return logrus.AllLevels }
-func (h *runsHook) Fire(en *logrus.Entry) error {
-	if en.Message == "worker started" {
-		h.mu.Lock()
-		h.pids = append(h.pids, en.Data["pid"].(int))
-		h.runs = append(h.runs, en.Data["runs"].(int))
-		h.mu.Unlock()
-	}
-	return nil
-}
-
-// last returns the pid and earlier runs of the last script's worker.
-func (h *runsHook) last(t *testing.T) (pid, runs int) {
+// lastRun returns the pid and earlier runs of the last script's worker.
+func (h *pidHook) lastRun(t *testing.T) (pid, runs int) {
 	t.Helper()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -80,7 +61,7 @@ func TestWorkerReuse(t *testing.T) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	log.SetLevel(logrus.DebugLevel)
-	hook := &runsHook{}
+	hook := &pidHook{}
 	log.AddHook(hook)
 	obs := &parkedObserver{}
 	e := testenv.Start(t, testenv.Options{
@@ -101,7 +82,7 @@ func TestWorkerReuse(t *testing.T) {
 		if exit != wantExit {
 			t.Fatalf("%s: exit %d, want %d; stdout %q stderr %q", name, exit, wantExit, stdout, stderr)
 		}
-		pid, _ := hook.last(t)
+		pid, _ := hook.lastRun(t)
 		return pid
 	}
 
@@ -109,7 +90,7 @@ func TestWorkerReuse(t *testing.T) {
 	if got := step("same principal", "logs", agent7, `print(1)`, 0); got != first {
 		t.Errorf("same principal ran in worker %d, want the parked %d", got, first)
 	}
-	if _, runs := hook.last(t); runs != 1 {
+	if _, runs := hook.lastRun(t); runs != 1 {
 		t.Errorf("the reused worker had run %d scripts before, want 1", runs)
 	}
 	if n, want := obs.parked.Load(), int64(e.Server.ParkedWorkers()); n != 1 || want != 1 {
@@ -152,7 +133,7 @@ func TestWorkerReuseOff(t *testing.T) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	log.SetLevel(logrus.DebugLevel)
-	hook := &runsHook{}
+	hook := &pidHook{}
 	log.AddHook(hook)
 	e := testenv.Start(t, testenv.Options{
 		Policies:     map[string]string{"logs.cedar": logsPolicy},
@@ -164,7 +145,7 @@ func TestWorkerReuseOff(t *testing.T) {
 		if _, stderr, exit := runAs(t, e, "logs", e.UserSigner(t), `print(1)`); exit != 0 {
 			t.Fatalf("exit %d: %s", exit, stderr)
 		}
-		pid, runs := hook.last(t)
+		pid, runs := hook.lastRun(t)
 		if seen[pid] || runs != 0 {
 			t.Errorf("worker %d reused (%d runs before) with parking off", pid, runs)
 		}

@@ -310,15 +310,8 @@ func pushFleet(ctx context.Context, d *client.Dialer, targets []client.Target, f
 	}
 	line, sum := client.PushSummary(results)
 	fmt.Fprintf(stderr, "keyhole: %s\n", line)
-	if pf.failedTo != "" {
-		var b strings.Builder
-		for _, t := range sum.Failed {
-			b.WriteString(t.Name + "\n")
-		}
-		if err := writeFileAtomic(pf.failedTo, []byte(b.String()), 0o644); err != nil {
-			fmt.Fprintf(stderr, "keyhole: error: --failed-to: %v\n", err)
-			return exitStatus(client.ExitSomeFailed)
-		}
+	if err := writeFailedTo(pf.failedTo, sum.Failed, stderr); err != nil {
+		return err
 	}
 	if st := sum.ExitStatus(); st != 0 {
 		return exitStatus(st)

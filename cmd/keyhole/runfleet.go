@@ -208,18 +208,29 @@ func runFleet(ctx context.Context, rf *runFlags, cfg client.Config, dests []stri
 	}
 	sum := client.Summarize(results)
 	fmt.Fprintf(stderr, "keyhole: %s\n", sum)
-	if rf.failedTo != "" {
-		var b strings.Builder
-		for _, t := range sum.Failed {
-			b.WriteString(t.Name + "\n")
-		}
-		if err := writeFileAtomic(rf.failedTo, []byte(b.String()), 0o644); err != nil {
-			fmt.Fprintf(stderr, "keyhole: error: --failed-to: %v\n", err)
-			return exitStatus(client.ExitSomeFailed)
-		}
+	if err := writeFailedTo(rf.failedTo, sum.Failed, stderr); err != nil {
+		return err
 	}
 	if st := sum.ExitStatus(); st != 0 {
 		return exitStatus(st)
+	}
+	return nil
+}
+
+// writeFailedTo writes the names of the failed hosts to path, one a line,
+// for --limit @path; nothing when path is "". A file that cannot be
+// written is said on stderr and makes the run "some hosts failed".
+func writeFailedTo(path string, failed []client.Target, stderr io.Writer) error {
+	if path == "" {
+		return nil
+	}
+	var b strings.Builder
+	for _, t := range failed {
+		b.WriteString(t.Name + "\n")
+	}
+	if err := writeFileAtomic(path, []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintf(stderr, "keyhole: error: --failed-to: %v\n", err)
+		return exitStatus(client.ExitSomeFailed)
 	}
 	return nil
 }
