@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -29,9 +30,10 @@ type Writer struct {
 	file   *os.File  // out, when Open opened a file by path
 	path   string    // the path Open opened, "" otherwise
 	closer io.Closer // closed by Close when there is no file (OpenSyslog)
-	buf    []byte
 	broken *outage
-	notify func(error)
+	// failing mirrors broken != nil, for Ready to read without the lock.
+	failing atomic.Bool
+	notify  func(error)
 }
 
 // outage is what a broken writer remembers.
@@ -87,16 +89,34 @@ func (w *Writer) Log(e Event) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
+	// The line is encoded before the lock is taken: the lock is held
+	// only for the write itself (and the check that the file is still
+	// there), since every session's lines go through it.
+	bp := lineBufs.Get().(*[]byte)
+	defer lineBufs.Put(bp)
+	line, err := encodeLine((*bp)[:0], &e, false)
+	if cap(line) <= 64<<10 {
+		*bp = line
+	}
+	if err != nil {
+		return err
+	}
 	w.mu.Lock()
-	c, err := w.log(e)
+	c, err := w.log(e.Time, line)
 	w.mu.Unlock()
 	w.tell(c)
 	return err
 }
 
+// lineBufs holds the buffers lines are encoded in.
+var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 // Ready returns nil when lines can be written: at once when the writer is
 // not broken, else when an audit.resumed line could be written now.
 func (w *Writer) Ready() error {
+	if !w.failing.Load() {
+		return nil // lines are being written; a line that fails says so itself
+	}
 	w.mu.Lock()
 	c, err := w.resume(time.Now())
 	w.mu.Unlock()
@@ -116,18 +136,16 @@ func (w *Writer) tell(c change) {
 	}
 }
 
-// log writes e, resuming first if the writer is broken. w.mu is held.
-func (w *Writer) log(e Event) (change, error) {
-	c, err := w.resume(e.Time)
+// log writes line, the encoding of an event at now, resuming first if the
+// writer is broken. w.mu is held.
+func (w *Writer) log(now time.Time, line []byte) (change, error) {
+	c, err := w.resume(now)
 	if err != nil {
 		w.broken.lost++
 		return c, err
 	}
-	if err := w.write(&e, false); err != nil {
-		if errors.Is(err, errEncode) {
-			return c, err
-		}
-		w.fail(e.Time, err)
+	if err := w.writeLine(line); err != nil {
+		w.fail(now, err)
 		return change{happened: true, err: err}, err
 	}
 	return c, nil
@@ -142,7 +160,11 @@ func (w *Writer) resume(now time.Time) (change, error) {
 	}
 	e := Event{Time: now, Event: Resumed, Reason: fmt.Sprintf("audit lines failed from %s (%d not written): %v",
 		o.since.UTC().Format(time.RFC3339Nano), o.lost, o.err)}
-	if err := w.write(&e, o.partial); err != nil {
+	line, err := encodeLine(nil, &e, o.partial)
+	if err == nil {
+		err = w.writeLine(line)
+	}
+	if err != nil {
 		var we *writeError
 		if errors.As(err, &we) && we.partial {
 			o.partial = true
@@ -150,6 +172,7 @@ func (w *Writer) resume(now time.Time) (change, error) {
 		return change{}, fmt.Errorf("audit: log unwritable since %s: %w", o.since.UTC().Format(time.RFC3339), err)
 	}
 	w.broken = nil
+	w.failing.Store(false)
 	return change{happened: true}, nil
 }
 
@@ -158,6 +181,7 @@ func (w *Writer) fail(now time.Time, err error) {
 	var we *writeError
 	partial := errors.As(err, &we) && we.partial
 	w.broken = &outage{since: now, err: err, lost: 1, partial: partial}
+	w.failing.Store(true)
 }
 
 var errEncode = errors.New("audit: event cannot be encoded")
@@ -171,22 +195,22 @@ type writeError struct {
 func (e *writeError) Error() string { return "audit: " + e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
 
-// write encodes e and writes it with one write call, after a newline when
-// a failed write left part of a line. w.mu is held.
-func (w *Writer) write(e *Event, newline bool) error {
-	b := w.buf[:0]
+// encodeLine appends e's line to b, its strings capped, after a newline
+// when a failed write left part of a line.
+func encodeLine(b []byte, e *Event, newline bool) ([]byte, error) {
 	if newline {
 		b = append(b, '\n')
 	}
 	c := capped(*e)
 	b, err := c.appendJSON(b, true)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errEncode, err)
+		return b, fmt.Errorf("%w: %v", errEncode, err)
 	}
-	b = append(b, '\n')
-	if cap(b) <= 64<<10 {
-		w.buf = b
-	}
+	return append(b, '\n'), nil
+}
+
+// writeLine writes b, one encoded line, with one write call. w.mu is held.
+func (w *Writer) writeLine(b []byte) error {
 	if err := w.reopenIfRemoved(); err != nil {
 		return &writeError{err: err}
 	}
@@ -206,11 +230,11 @@ func (w *Writer) reopenIfRemoved() error {
 	if w.file == nil || w.path == "" {
 		return nil
 	}
-	fi, err := w.file.Stat()
-	if err != nil {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(w.file.Fd()), &st); err != nil {
 		return fmt.Errorf("stat %s: %w", w.path, err)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Nlink > 0 {
+	if st.Nlink > 0 {
 		return nil
 	}
 	f, err := openLog(w.path)

@@ -36,7 +36,7 @@ import (
 const (
 	// DefaultParked is how many parked workers a pool keeps, over every
 	// principal, when Config.Parked is 0.
-	DefaultParked = 32
+	DefaultParked = 64
 	// parkIdle is how long a worker stays parked before it is ended.
 	parkIdle = 30 * time.Second
 	// maxRuns is how many scripts one worker runs at most.
