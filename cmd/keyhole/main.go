@@ -30,6 +30,7 @@ commands:
   policy                validate, check, test and explain a policy directory
   ca                    run a certificate authority: init, sign, revoke
   run                   run a script on one host or many (keyhole's client)
+  mcp                   serve an agent over MCP (stdio): run_script, list_hosts
   version               print the version
 
 run "keyhole <command> --help" for a command's flags
@@ -106,6 +107,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = inCommand("ca", cmdCA(args[1:], stdout, stderr))
 	case "run":
 		return runExit(cmdRun(ctx, args[1:], os.Stdin, stdout, stderr), stderr)
+	case "mcp":
+		err = inCommand("mcp", cmdMCP(ctx, args[1:], os.Stdin, stdout, stderr))
 	case "worker": // hidden: the per-script worker process the server starts
 		return cmdWorker(args[1:], stderr)
 	case "version", "--version":
