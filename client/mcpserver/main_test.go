@@ -28,6 +28,7 @@ type fleetEnv struct {
 	caPub   string
 	caKey   string
 	userKey string
+	login   string // the certificate's principal, the hosts' ansible_user
 
 	mu      sync.Mutex
 	khLines []string
@@ -35,15 +36,21 @@ type fleetEnv struct {
 
 func newFleetEnv(t testing.TB, principals string) *fleetEnv {
 	t.Helper()
+	return newFleetEnvAs(t, "agent-7", principals)
+}
+
+// newFleetEnvAs is newFleetEnv with a certificate of key id id.
+func newFleetEnvAs(t testing.TB, id, principals string) *fleetEnv {
+	t.Helper()
 	dir, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &fleetEnv{dir: dir}
+	e := &fleetEnv{dir: dir, login: principals}
 	e.caKey = testenv.NewKey(t, dir, "ca")
 	e.caPub = e.caKey + ".pub"
 	e.userKey = testenv.NewKey(t, dir, "id_ed25519")
-	testenv.Cert(t, e.caKey, e.userKey+".pub", "agent-7", principals, "-V", "-5m:+1h")
+	testenv.Cert(t, e.caKey, e.userKey+".pub", id, principals, "-V", "-5m:+1h")
 	return e
 }
 
@@ -82,7 +89,7 @@ type invHost struct {
 	groups []string
 }
 
-// inventory writes an INI inventory of hosts (user logs) and loads it.
+// inventory writes an INI inventory of hosts (user e.login) and loads it.
 func (e *fleetEnv) inventory(t testing.TB, hosts []invHost) (*inventory.Inventory, string) {
 	t.Helper()
 	byGroup := map[string][]string{}
@@ -92,7 +99,7 @@ func (e *fleetEnv) inventory(t testing.TB, hosts []invHost) (*inventory.Inventor
 			if _, ok := byGroup[g]; !ok {
 				order = append(order, g)
 			}
-			byGroup[g] = append(byGroup[g], fmt.Sprintf("%s ansible_host=%s ansible_port=%s ansible_user=logs", h.name, h.host.Host, h.host.Port))
+			byGroup[g] = append(byGroup[g], fmt.Sprintf("%s ansible_host=%s ansible_port=%s ansible_user=%s", h.name, h.host.Host, h.host.Port, e.login))
 		}
 	}
 	var b strings.Builder
