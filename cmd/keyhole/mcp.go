@@ -23,17 +23,39 @@ hosts an Ansible pattern selects, results per host, denials as data) and
 list_hosts; resources keyhole://docs/scripts.md and keyhole://inventory. It
 connects as keyhole run does: -i, --known-hosts, -J, -l, --no-agent.`
 
-func cmdMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var rf runFlags
-	var invPath string
+// mcpFlags are keyhole mcp's flags: keyhole run's connect flags, and
+// the inventory and bounds of a call.
+type mcpFlags struct {
+	runFlags
+	inventory string
+}
+
+// parseMCPFlags parses keyhole mcp's command line.
+func parseMCPFlags(args []string, stdout io.Writer) (*mcpFlags, error) {
+	var mf mcpFlags
+	rf := &mf.runFlags
 	fs := newFlagSet("mcp", mcpSynopsis, stdout)
 	rf.registerConnect(fs)
-	fs.StringVar(&invPath, "inventory", "", "Ansible inventory `file` (INI, YAML or a plain list); without it, run_script takes [user@]host[:port] destinations")
+	fs.StringVar(&mf.inventory, "inventory", "", "Ansible inventory `file` (INI, YAML or a plain list); without it, run_script takes [user@]host[:port] destinations")
 	fs.IntVar(&rf.parallel, "f", client.DefaultParallel, "hosts one call runs at once (`N`)")
 	fs.DurationVar(&rf.timeout, "timeout", client.DefaultRunTimeout, "bound on each host's script when a call gives none")
 	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	return &mf, nil
+}
+
+// mcpMaxOutput caps what one host's script may send (events and
+// stderr): an agent reads at most mcpserver.DefaultMaxStdout of it, and
+// a call holds every host's output at once.
+const mcpMaxOutput = 8 << 20
+
+func cmdMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	mf, err := parseMCPFlags(args, stdout)
+	if err != nil {
 		return err
 	}
+	rf, invPath := &mf.runFlags, mf.inventory
 	if rf.parallel < 1 {
 		return &usageError{fmt.Sprintf("-f %d: want at least 1", rf.parallel)}
 	}
@@ -49,7 +71,9 @@ func cmdMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	// -l names the hosts' user (mcpserver.Config.Login), not the jump
 	// hosts', as in keyhole run.
-	d, err := client.NewDialer(rf.clientConfig())
+	cfg := rf.clientConfig()
+	cfg.MaxOutput = mcpMaxOutput
+	d, err := client.NewDialer(cfg)
 	if err != nil {
 		return err
 	}
