@@ -14,7 +14,9 @@
 //     memory per host, open and in a fan-out, against keyhole serve run as
 //     its own process;
 //   - TestClientVsSSHProcesses (KEYHOLE_CLIENT_VS_SSH=40) compares the
-//     client's fan-out with one stock ssh process per host against sshd.
+//     client's fan-out with one stock ssh process per host against sshd;
+//   - TestMCPVsRun (KEYHOLE_MCP_VS_RUN=40) compares one run_script call of
+//     keyhole mcp with keyhole run's fan-out to the same hosts.
 //
 // These tests skip at once unless their variable is set.
 package bench
