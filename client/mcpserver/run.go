@@ -28,10 +28,13 @@ type HostOutput struct {
 	Result  any    `json:"result" jsonschema:"the value the script gave result(), or null"`
 	Stdout  string `json:"stdout" jsonschema:"what the script printed, one line per print"`
 	// Truncated says Stdout was cut at the server's cap.
-	Truncated  bool           `json:"truncated"`
-	Error      *outcome.Error `json:"error" jsonschema:"why the host did not end ok; null when it did"`
-	Denied     []Denial       `json:"denied" jsonschema:"every operation the policy denied, caught by the script or not"`
-	DurationMS int64          `json:"duration_ms"`
+	Truncated bool `json:"truncated"`
+	// ResultDropped says the result was larger than MaxResult and is
+	// left out (null).
+	ResultDropped bool           `json:"result_dropped"`
+	Error         *outcome.Error `json:"error" jsonschema:"why the host did not end ok; null when it did"`
+	Denied        []Denial       `json:"denied" jsonschema:"every operation the policy denied, caught by the script or not"`
+	DurationMS    int64          `json:"duration_ms"`
 }
 
 // Denial is one denied operation.
@@ -151,7 +154,10 @@ func (s *Server) hostOutput(r client.HostResult) HostOutput {
 	if res := r.Result; res != nil && r.Err == nil {
 		exit := res.Exit
 		o.Exit = &exit
-		if len(res.Result) > 0 && string(res.Result) != "null" {
+		switch {
+		case len(res.Result) > MaxResult:
+			o.ResultDropped = true
+		case len(res.Result) > 0 && string(res.Result) != "null":
 			o.Result = res.Result
 		}
 		o.Stdout, o.Truncated = capLines(res.Output, s.cfg.MaxStdout)

@@ -47,6 +47,9 @@ const (
 	MaxTimeout = time.Hour
 	// MaxScript bounds a script's size in bytes.
 	MaxScript = 1 << 20
+	// MaxResult bounds the JSON of one host's result, in bytes; a larger
+	// one is left out (HostOutput.ResultDropped).
+	MaxResult = 64 << 10
 )
 
 // Resource URIs.
@@ -165,7 +168,7 @@ The script has no shell and no imports. Modules: fs.read(path), fs.tail(path, n)
 print() output comes back as stdout; result(value) sets a structured result.
 Every operation is authorized by the host's policy. A denied one raises ACCESS_DENIED; wrap a call as value, err = catch(fn, *args) to observe it (err.kind, err.message, err.action, err.resource, err.policies) and go on. allowed(action, path) asks first.
 Error kinds: ACCESS_DENIED (policy said no: do not retry, report it or take another way), NOT_FOUND, INVALID_ARGUMENT (fix the call), IO_ERROR, LIMIT_EXCEEDED (steps, time, memory, output: do less per call), SCRIPT_ERROR (a bug in the script), SYNTAX_ERROR (the message has the line), INTERNAL; and per host, when no script ran: UNREACHABLE, AUTH_REFUSED, HOST_KEY_MISMATCH, HOST_KEY_UNKNOWN, TIMED_OUT, FAILED.
-Each host returns outcome, exit (0 ok, 1 script error, 2 syntax error, 13 access denied, 124 limit exceeded, 125 internal; null when no script ran), result, stdout, truncated, error, denied (every denied operation, caught or not), duration_ms. isError is set when any host did not end ok.
+Each host returns outcome, exit (0 ok, 1 script error, 2 syntax error, 13 access denied, 124 limit exceeded, 125 internal; null when no script ran), result (at most 64 KiB of JSON, else null and result_dropped), stdout (at most 16 KiB, else truncated), error, denied (every denied operation, caught or not), duration_ms. isError is set when any host did not end ok.
 Full reference: resource ` + ScriptsURI + `.`
 
 const listHostsDescription = `List the inventory's hosts that an Ansible pattern selects (default "all"): name, addr, port, user, groups; and every group of the inventory. Reads the inventory only; touches no host.`

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -108,12 +108,9 @@ func TestToolsListed(t *testing.T) {
 
 func TestRunScriptRoundTrip(t *testing.T) {
 	tr := newTrio(t, mcpserver.Config{})
-	var mu sync.Mutex
-	var progress []*mcp.ProgressNotificationParams
+	progressed := make(chan *mcp.ProgressNotificationParams, 10)
 	cs := connect(t, tr.srv, &mcp.ClientOptions{ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
-		mu.Lock()
-		progress = append(progress, r.Params)
-		mu.Unlock()
+		progressed <- r.Params
 	}})
 	params := &mcp.CallToolParams{Name: "run_script", Arguments: map[string]any{
 		"hosts":  "web",
@@ -163,11 +160,24 @@ func TestRunScriptRoundTrip(t *testing.T) {
 	if !strings.Contains(resultText(res), `"no-pub-on-web03"`) {
 		t.Errorf("text content %q", resultText(res))
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(progress) != 3 {
-		t.Fatalf("%d progress notifications, want 3", len(progress))
+	// Notifications are sent before the result, and handled by the
+	// client as they come: the last may be handled after the call returned.
+	var progress []*mcp.ProgressNotificationParams
+	timeout := time.After(10 * time.Second)
+	for len(progress) < 3 {
+		select {
+		case p := <-progressed:
+			progress = append(progress, p)
+		case <-timeout:
+			t.Fatalf("%d progress notifications, want 3", len(progress))
+		}
 	}
+	select {
+	case p := <-progressed:
+		t.Fatalf("a fourth progress notification: %+v", p)
+	default:
+	}
+	slices.SortFunc(progress, func(a, b *mcp.ProgressNotificationParams) int { return int(a.Progress - b.Progress) })
 	for i, p := range progress {
 		if p.ProgressToken != "tok-1" || p.Progress != float64(i+1) || p.Total != 3 || !strings.HasPrefix(p.Message, "web0") {
 			t.Errorf("progress %d: %+v", i, p)
@@ -217,6 +227,12 @@ print(err.policies[0])`, "args": map[string]any{"p": motd}},
 				}
 				if !slices.Equal(names, []string{"web03", "web02"}) {
 					t.Errorf("hosts %v", names)
+				}
+			}},
+		{name: "large-result-dropped", args: map[string]any{"hosts": "web01", "script": `result("x" * 70000)`},
+			check: func(t *testing.T, out mcpserver.RunScriptOutput) {
+				if h := out.Hosts[0]; h.Outcome != "ok" || h.Result != nil || !h.ResultDropped {
+					t.Errorf("%+v", h)
 				}
 			}},
 		{name: "script-error", args: map[string]any{"hosts": "web01", "script": `fail("boom")`}, isError: true,
