@@ -3,6 +3,7 @@ package mcpserver_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -358,5 +359,38 @@ func TestListHostsAndResources(t *testing.T) {
 	var inv mcpserver.ListHostsOutput
 	if err := json.Unmarshal([]byte(rr.Contents[0].Text), &inv); err != nil || len(inv.Hosts) != 3 {
 		t.Errorf("inventory resource %q: %v", rr.Contents[0].Text, err)
+	}
+}
+
+// Calls run at once on one server, each on its own connections, and each
+// gets its own hosts' results.
+func TestConcurrentCalls(t *testing.T) {
+	tr := newTrio(t, mcpserver.Config{})
+	cs := connect(t, tr.srv, nil)
+	const calls = 6
+	errs := make(chan error, calls)
+	for i := range calls {
+		go func() {
+			res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "run_script", Arguments: map[string]any{
+				"hosts": []string{"web01", "web02"}, "script": `print(args["i"])`, "args": map[string]any{"i": i}}})
+			if err != nil {
+				errs <- err
+				return
+			}
+			var out mcpserver.RunScriptOutput
+			b, _ := json.Marshal(res.StructuredContent)
+			json.Unmarshal(b, &out)
+			want := fmt.Sprintf("%d\n", i)
+			if res.IsError || len(out.Hosts) != 2 || out.Hosts[0].Stdout != want || out.Hosts[1].Stdout != want {
+				errs <- fmt.Errorf("call %d: %s", i, b)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
