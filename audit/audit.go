@@ -41,6 +41,10 @@ type Event struct {
 	ScriptSHA256  string   `json:"script_sha256,omitempty"`
 	Reason        string   `json:"reason,omitempty"`
 	Exit          *int     `json:"exit,omitempty"`
+	// DryRun marks every line of a dry run (a structured request with
+	// "dry_run": true): its decisions were made and recorded, and no
+	// write, program or service action they allowed was performed.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // Sink receives audit events. Log returns an error when the event was not

@@ -58,6 +58,9 @@ func (e *Event) appendJSON(b []byte, decisionPolicies bool) ([]byte, error) {
 		b = append(b, `,"exit":`...)
 		b = strconv.AppendInt(b, int64(*e.Exit), 10)
 	}
+	if e.DryRun {
+		b = append(b, `,"dry_run":true`...)
+	}
 	return append(b, '}'), nil
 }
 

@@ -21,6 +21,7 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 		Fingerprint: "SHA256:abc", Transport: "script", Request: "exec", Action: "read",
 		Resource: "/var/log/app/a.log", Argv: `/bin/echo "a b"`, Decision: "allow", Policies: []string{"p1", "p2"},
 		PolicyVersion: "sha256:0123", ScriptSHA256: "feed", Reason: "why", Exit: intp(3),
+		DryRun: true,
 	}
 	tests := []struct {
 		name string
@@ -29,6 +30,7 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 		{name: "zero", e: audit.Event{}},
 		{name: "full", e: full},
 		{name: "empty-policies-slice", e: audit.Event{Event: audit.Decision, Decision: "deny", Policies: []string{}}},
+		{name: "dry-run", e: audit.Event{Event: audit.Decision, Decision: "allow", DryRun: true}},
 		{name: "exit-zero", e: audit.Event{Event: audit.SessionEnd, Exit: intp(0)}},
 		{name: "exit-negative", e: audit.Event{Event: audit.SessionEnd, Exit: intp(-129)}},
 		{name: "zone-offset", e: audit.Event{Time: time.Date(1999, 12, 31, 23, 59, 59, 1, time.FixedZone("x", -(9*3600+30*60)))}},

@@ -26,8 +26,9 @@ import (
 type Writer struct {
 	mu     sync.Mutex
 	out    io.Writer
-	file   *os.File // out, when Open opened a file by path
-	path   string   // the path Open opened, "" otherwise
+	file   *os.File  // out, when Open opened a file by path
+	path   string    // the path Open opened, "" otherwise
+	closer io.Closer // closed by Close when there is no file (OpenSyslog)
 	buf    []byte
 	broken *outage
 	notify func(error)
@@ -59,8 +60,15 @@ func Open(path string) (*Writer, error) {
 	return &Writer{out: f, file: f, path: path}, nil
 }
 
+// openLog opens the log at path for appending, creating it (0600) when
+// missing. A symlink at path is refused (O_NOFOLLOW): whoever could plant
+// one in the log's directory would otherwise point the server's appends at
+// any file it may write.
 func openLog(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("audit: open %s: it is a symlink; name the log's real path", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
@@ -219,6 +227,9 @@ func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.file == nil {
+		if w.closer != nil {
+			return w.closer.Close()
+		}
 		return nil
 	}
 	return w.file.Close()

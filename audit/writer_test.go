@@ -278,3 +278,47 @@ func TestWriterRemovedLog(t *testing.T) {
 		t.Fatalf("log after the outage = %q", lines)
 	}
 }
+
+// TestWriterRefusesSymlink: a symlink at the log's path is refused, at open
+// and when the log is created again after its removal, and the file it
+// points to is not written.
+func TestWriterRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "elsewhere")
+	if err := os.WriteFile(target, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "audit.log")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := audit.Open(link); err == nil || !strings.Contains(err.Error(), "symlink") {
+		if w != nil {
+			w.Close()
+		}
+		t.Fatalf("open of a symlinked log: %v, want refused", err)
+	}
+
+	// A log removed and replaced by a symlink: the next line fails.
+	log := filepath.Join(dir, "real.log")
+	w, err := audit.Open(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Log(audit.Event{Event: audit.SessionStart}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(log); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, log); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Log(audit.Event{Event: audit.SessionEnd}); err == nil {
+		t.Error("a line went through a symlink planted where the log was")
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "precious\n" {
+		t.Errorf("the symlink's target was written: %q, %v", b, err)
+	}
+}

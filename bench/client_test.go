@@ -137,6 +137,8 @@ type serveProcess struct {
 	dir, ca, key, knownHosts string
 	host                     string
 	port                     int
+	bin                      string // the keyhole binary built
+	pid                      int    // keyhole serve's process id
 }
 
 func (s *serveProcess) targets(n int) []client.Target {
@@ -210,7 +212,7 @@ max_startups_per_source = %d
 	kh := filepath.Join(dir, "known_hosts")
 	must(os.WriteFile(kh, []byte("["+host+"]:"+port+" "+string(pub)), 0o644))
 	p, _ := strconv.Atoi(port)
-	return &serveProcess{dir: dir, ca: ca, key: key, knownHosts: kh, host: host, port: p}
+	return &serveProcess{dir: dir, ca: ca, key: key, knownHosts: kh, host: host, port: p, bin: bin, pid: srv.Process.Pid}
 }
 
 // clientVsSSHEnv names how many hosts TestClientVsSSHProcesses runs one

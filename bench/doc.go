@@ -15,8 +15,18 @@
 //     its own process;
 //   - TestClientVsSSHProcesses (KEYHOLE_CLIENT_VS_SSH=40) compares the
 //     client's fan-out with one stock ssh process per host against sshd;
+//   - TestFleetTools (KEYHOLE_FLEET_BENCH=40,200,1000) runs one script on
+//     N hosts with keyhole run --inventory against keyhole serve, and with
+//     parallel-ssh and ansible -m raw against sshd (each skipped when not
+//     installed);
+//   - BenchmarkBulkReadVsOpenSSH (KEYHOLE_BULK=1) compares a script's
+//     100 MiB bulk read to stdout (fs.cat) with "ssh host cat" on sshd;
+//   - TestSftpThroughput (KEYHOLE_SFTP_BENCH=5) moves 100 MiB with the stock
+//     sftp (get, put) and scp (download) through keyhole's sftp subsystem
+//     and OpenSSH's internal-sftp;
 //   - TestMCPVsRun (KEYHOLE_MCP_VS_RUN=40) compares one run_script call of
 //     keyhole mcp with keyhole run's fan-out to the same hosts.
 //
-// These tests skip at once unless their variable is set.
+// These tests and the bulk benchmark skip at once unless their variable
+// is set.
 package bench

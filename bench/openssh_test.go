@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keyhole-dev/keyhole/internal/testenv"
+	"github.com/keyhole-dev/keyhole/sshserver"
 )
 
 // bigSize is the size of the larger file read: well under keyhole's
@@ -32,11 +33,12 @@ type pair struct {
 
 // startPair starts both servers, or skips when an OpenSSH binary is not
 // installed. keyhole is the in-process server with a real worker process
-// per script and its default pool; sshd runs as deployed (re-executing
-// itself for each connection) and allows only certificates of the CA. Its
-// commands get an empty HOME, so the login user's ~/.bashrc, which on a
-// developer machine can cost more than all of OpenSSH, is not measured.
-func startPair(b *testing.B) *pair {
+// per script and its default pool, under limits (the defaults if none
+// are given); sshd runs as deployed (re-executing itself for each
+// connection) and allows only certificates of the CA. Its commands get an
+// empty HOME, so the login user's ~/.bashrc, which on a developer machine
+// can cost more than all of OpenSSH, is not measured.
+func startPair(b *testing.B, limits ...sshserver.Limits) *pair {
 	b.Helper()
 	testenv.NeedBinary(b, "ssh")
 	testenv.NeedBinary(b, "ssh-keygen")
@@ -63,6 +65,7 @@ permit (principal in Keyhole::Role::"logs",
 			"small.txt": "one small line of a log file\n",
 			"big.txt":   string(big),
 		},
+		Limits: append(limits, sshserver.Limits{})[0],
 	})
 	p := &pair{kh: kh, login: me.Username}
 	dir := filepath.Join(kh.Dir, "sshd")

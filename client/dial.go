@@ -247,11 +247,12 @@ type JumpError struct {
 func (e *JumpError) Error() string { return fmt.Sprintf("jump host %s: %v", e.Hop, e.Err) }
 func (e *JumpError) Unwrap() error { return e.Err }
 
-// parseJump parses a ProxyJump chain: comma-separated [user@]host[:port].
+// parseJump parses a ProxyJump chain: comma-separated [user@]host[:port]
+// or, as OpenSSH takes them too, ssh://[user@]host[:port].
 func parseJump(s string) ([]Target, error) {
 	var out []Target
 	for _, part := range strings.Split(s, ",") {
-		t, err := ParseTarget(strings.TrimSpace(part))
+		t, err := ParseTarget(strings.TrimPrefix(strings.TrimSpace(part), "ssh://"))
 		if err != nil {
 			return nil, fmt.Errorf("client: jump %q: %w", s, err)
 		}

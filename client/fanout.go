@@ -119,6 +119,9 @@ type FanOutOptions struct {
 	RunTimeout time.Duration
 	// Done, when set, is called as each host ends, one call at a time.
 	Done func(HostResult)
+	// DryRun runs the script as a dry run on every host
+	// (RunOptions.DryRun).
+	DryRun bool
 }
 
 // Defaults of FanOutOptions.
@@ -151,7 +154,7 @@ func (d *Dialer) FanOut(ctx context.Context, targets []Target, script string, op
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				hr := d.runOne(ctx, targets[i], script, opts.Args, runTimeout)
+				hr := d.runOne(ctx, targets[i], script, opts.Args, runTimeout, opts.DryRun)
 				out[i] = hr
 				if opts.Done != nil {
 					mu.Lock()
@@ -170,12 +173,12 @@ func (d *Dialer) FanOut(ctx context.Context, targets []Target, script string, op
 }
 
 // runOne connects to t, runs the script and closes the connection.
-func (d *Dialer) runOne(ctx context.Context, t Target, script string, args map[string]any, timeout time.Duration) HostResult {
+func (d *Dialer) runOne(ctx context.Context, t Target, script string, args map[string]any, timeout time.Duration, dryRun bool) HostResult {
 	start := time.Now()
 	hr := HostResult{Target: t}
 	c, err := d.Dial(ctx, t)
 	if err == nil {
-		hr.Result, err = c.RunWith(ctx, script, RunOptions{Args: args, Timeout: timeout})
+		hr.Result, err = c.RunWith(ctx, script, RunOptions{Args: args, Timeout: timeout, DryRun: dryRun})
 		c.Close()
 	}
 	hr.Err = err

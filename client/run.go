@@ -65,6 +65,8 @@ type Stats struct {
 	BytesWritten int64  `json:"bytes_written"`
 	Allowed      int    `json:"allowed"`
 	Denied       int    `json:"denied"`
+	// DryRun: the server ran the script as a dry run (RunOptions.DryRun).
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // Result is how a script ended, as the server reported it.
@@ -101,6 +103,11 @@ type RunOptions struct {
 	// Timeout bounds the script's run, from the session's start to its
 	// end line; 0 means only ctx bounds it.
 	Timeout time.Duration
+	// DryRun asks the server for a dry run: every operation is authorized
+	// and audited (marked dry_run) as in a real run, reads return their
+	// data, and no write, program or service action is performed; the
+	// script sees host.dry_run. Result.Stats.DryRun says the server did.
+	DryRun bool
 }
 
 // ProtocolError is a server's answer that breaks the structured
@@ -126,6 +133,7 @@ func (c *Client) Run(ctx context.Context, script string, args map[string]any) (*
 type request struct {
 	Script string         `json:"script"`
 	Args   map[string]any `json:"args"`
+	DryRun bool           `json:"dry_run,omitempty"`
 }
 
 // event is any line the server sends.
@@ -153,7 +161,7 @@ func (c *Client) RunWith(ctx context.Context, script string, opts RunOptions) (*
 	var line bytes.Buffer
 	enc := json.NewEncoder(&line)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(request{Script: script, Args: args}); err != nil {
+	if err := enc.Encode(request{Script: script, Args: args, DryRun: opts.DryRun}); err != nil {
 		return nil, fmt.Errorf("client: %s: encode request: %w", host, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -306,6 +314,11 @@ func (c *Client) RunWith(ctx context.Context, script string, opts RunOptions) (*
 	// line stands. One that contradicts it breaks the protocol.
 	if exit != nil && *exit != res.Exit {
 		return res, &ProtocolError{Host: host, Msg: fmt.Sprintf("exit status %d, end line says %d", *exit, res.Exit)}
+	}
+	// A dry run asked for whose operations the server did not run as one
+	// (a server that took the field and ignored it) is no dry run.
+	if opts.DryRun && !res.Stats.DryRun && len(res.Decisions) > 0 {
+		return res, &ProtocolError{Host: host, Msg: "a dry run was asked for, and the end line does not say the script ran as one"}
 	}
 	return res, nil
 }

@@ -96,6 +96,12 @@ func (c *newContent) fill(data []byte, perm uint32, owner *unix.Stat_t) error {
 		}
 		data = data[n:]
 	}
+	return c.finish(perm, owner)
+}
+
+// finish sets the permission bits of the written file (and, when owner is
+// set, the owner and group, as far as this process may), and flushes it.
+func (c *newContent) finish(perm uint32, owner *unix.Stat_t) error {
 	fd := int(c.f.Fd())
 	if owner != nil {
 		// Keep the replaced file's owner; a process that may not give files
@@ -143,6 +149,14 @@ func replaceEntry(e *entry, data []byte, perm uint32, owner *unix.Stat_t) error 
 		c.abort()
 		return err
 	}
+	return commitContent(e, c)
+}
+
+// commitContent gives the filled new content c the entry e's name, as
+// replaceEntry does; c is closed (and its temporary name gone) whatever
+// happens.
+func commitContent(e *entry, c *newContent) error {
+	var err error
 	if err := e.still(); err != nil {
 		c.abort()
 		return err

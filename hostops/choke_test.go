@@ -107,6 +107,11 @@ func TestEveryOperationWritesItsDecisions(t *testing.T) {
 			denied:  denied(func(h *hostops.Host) error { return h.Append(p("allowed/new.txt"), []byte("x")) }),
 			bad:     bad(func(h *hostops.Host) error { return h.Append("relative", []byte("x")) }),
 		},
+		"Cat": {
+			allowed: ok(func(h *hostops.Host) error { return errOf(h.Cat(p("allowed/public.txt"), &sender{})) }),
+			denied:  denied(func(h *hostops.Host) error { return errOf(h.Cat(p("allowed/public.txt"), &sender{})) }),
+			bad:     bad(func(h *hostops.Host) error { return errOf(h.Cat("relative", &sender{})) }),
+		},
 		"Chmod": {
 			allowed: ok(func(h *hostops.Host) error { return h.Chmod(p("allowed/public.txt"), 0o640) }),
 			denied:  denied(func(h *hostops.Host) error { return h.Chmod(p("allowed/public.txt"), 0o640) }),
@@ -185,6 +190,11 @@ func TestEveryOperationWritesItsDecisions(t *testing.T) {
 			denied:  denied(func(h *hostops.Host) error { return errOf(h.Read(p("allowed/public.txt"), 0)) }),
 			bad:     bad(func(h *hostops.Host) error { return errOf(h.Read("relative", 0)) }),
 		},
+		"Sha256": {
+			allowed: ok(func(h *hostops.Host) error { return errOf(h.Sha256(ctx, p("allowed/public.txt"))) }),
+			denied:  denied(func(h *hostops.Host) error { return errOf(h.Sha256(ctx, p("allowed/public.txt"))) }),
+			bad:     bad(func(h *hostops.Host) error { return errOf(h.Sha256(ctx, "relative")) }),
+		},
 		"Remove": {
 			allowed: ok(func(h *hostops.Host) error { return h.Remove(p("allowed/public.txt")) }),
 			denied:  denied(func(h *hostops.Host) error { return h.Remove(p("allowed/public.txt")) }),
@@ -202,6 +212,42 @@ func TestEveryOperationWritesItsDecisions(t *testing.T) {
 			allowed: ok(func(h *hostops.Host) error { return errOf(h.Service(ctx, "status", "web", hostops.ExecOptions{})) }),
 			denied:  denied(func(h *hostops.Host) error { return errOf(h.Service(ctx, "status", "web", hostops.ExecOptions{})) }),
 			bad:     bad(func(h *hostops.Host) error { return errOf(h.Service(ctx, "status", "-web", hostops.ExecOptions{})) }),
+		},
+		"ListVisible": {
+			allowed: ok(func(h *hostops.Host) error { return errOf(h.ListVisible(p("allowed"))) }),
+			denied:  denied(func(h *hostops.Host) error { return errOf(h.ListVisible(p("allowed"))) }),
+			bad:     bad(func(h *hostops.Host) error { return errOf(h.ListVisible("relative")) }),
+		},
+		"SetTimes": {
+			allowed: ok(func(h *hostops.Host) error { return h.SetTimes(p("allowed/public.txt"), testNow, testNow) }),
+			denied:  denied(func(h *hostops.Host) error { return h.SetTimes(p("allowed/public.txt"), testNow, testNow) }),
+			bad:     bad(func(h *hostops.Host) error { return h.SetTimes("relative", testNow, testNow) }),
+		},
+		"StartUpload": {
+			allowed: ok(func(h *hostops.Host) error {
+				u, err := h.StartUpload(p("allowed/new.txt"), hostops.KeepMode, hostops.UploadFlags{Truncate: true})
+				if err != nil {
+					return err
+				}
+				return u.Commit()
+			}),
+			denied: denied(func(h *hostops.Host) error {
+				return errOf(h.StartUpload(p("allowed/new.txt"), hostops.KeepMode, hostops.UploadFlags{Truncate: true}))
+			}),
+			bad: bad(func(h *hostops.Host) error {
+				return errOf(h.StartUpload("relative", hostops.KeepMode, hostops.UploadFlags{Truncate: true}))
+			}),
+		},
+		"StreamRead": {
+			allowed: ok(func(h *hostops.Host) error {
+				r, err := h.StreamRead(p("allowed/public.txt"))
+				if err != nil {
+					return err
+				}
+				return r.Close()
+			}),
+			denied: denied(func(h *hostops.Host) error { return errOf(h.StreamRead(p("allowed/public.txt"))) }),
+			bad:    bad(func(h *hostops.Host) error { return errOf(h.StreamRead("relative")) }),
 		},
 		"Stat": {
 			allowed: ok(func(h *hostops.Host) error { return errOf(h.Stat(p("allowed/public.txt"))) }),

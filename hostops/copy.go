@@ -18,7 +18,7 @@ func (h *Host) Copy(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	data, err := h.readPinned(p, 0)
+	data, err := h.readPinned(p, 0, "")
 	perm := p.st.Mode & 0o777
 	p.close()
 	if err != nil {

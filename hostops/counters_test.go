@@ -40,6 +40,7 @@ func TestCountersCountEveryOperation(t *testing.T) {
 		{"lines", func() error { _, err := h.Lines(pub, 0); return err }, n, 0},
 		{"tail", func() error { _, err := h.Tail(context.Background(), pub, 1); return err }, n, 0},
 		{"grep", func() error { _, err := h.Grep(pub, regexp.MustCompile("data"), 0); return err }, n, 0},
+		{"sha256", func() error { _, err := h.Sha256(context.Background(), pub); return err }, n, 0},
 		{"write", func() error { return h.Write(rw+"/w.txt", []byte("12345"), hostops.KeepMode) }, 0, 5},
 		{"append", func() error { return h.Append(rw+"/w.txt", []byte("678")) }, 0, 3},
 		{"copy", func() error { return h.Copy(pub, rw+"/copy.txt") }, n, n},
@@ -92,6 +93,7 @@ func TestCountersReadBudget(t *testing.T) {
 			_, err := h.Grep(p, regexp.MustCompile("x"), 0)
 			return err
 		}},
+		{"sha256", n + 3, func(h *hostops.Host, p string) error { _, err := h.Sha256(context.Background(), p); return err }},
 		{"exec-output", n + 3, func(h *hostops.Host, p string) error {
 			_, err := h.Exec(context.Background(), []string{"cat", p}, hostops.ExecOptions{})
 			return err

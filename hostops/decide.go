@@ -113,6 +113,9 @@ func (h *Host) log(now time.Time, action, resource string, allow bool, dec authz
 	if action == actionExec {
 		e.Argv = h.Context.Argv
 	}
+	// Every line of a dry run says so: an allowed write here was not
+	// performed.
+	e.DryRun = h.DryRun
 	if h.Audit.Log(e) != nil {
 		return auditError(action, resource)
 	}

@@ -69,7 +69,17 @@
 // FIFOs, sockets and devices are never written or chmod'ed. An allowed
 // operation that changes the host does nothing under Host.DryRun.
 //
-// Every descriptor is closed before the operation returns. Reading and
+// Transports that move bytes by offset (sftp) use streamed operations
+// (stream_linux.go): StreamRead pins and authorizes a file once and returns
+// a handle that reads it by offset; StartUpload authorizes a write or
+// create once and returns an Upload whose bytes go to an unnamed file that
+// Commit renames into place (Abort, or a Commit that finds the name
+// changed, leaves the old file); both charge every byte to Host.Counters
+// and hold their descriptors until closed. ListVisible lists a directory
+// and leaves out entries the principal may not stat.
+//
+// Every descriptor of the other operations is closed before the operation
+// returns. Reading and
 // listing are capped (Host.MaxReadBytes, Host.MaxListEntries). Errors are
 // *Error values whose Message never holds file contents. A Host is safe
 // for concurrent use. The package is Linux-only: it needs /proc.

@@ -37,13 +37,17 @@ func (h *Host) Mkdir(path string, parents bool) error {
 		return err
 	}
 	defer e.close()
-	if e.obj != nil || h.DryRun {
-		return nil // exists as a directory (with parents), or a dry run
+	if e.obj != nil {
+		return nil // exists as a directory (with parents)
 	}
 	if e.dir == nil {
-		// Parents missing: create them, each with its own decision.
+		// Parents missing: create them, each with its own decision (a dry
+		// run decides each and creates none).
 		if err := h.mkdirAncestors(e.path); err != nil {
 			return err
+		}
+		if h.DryRun {
+			return nil
 		}
 		e2, err := resolveEntry(e.path, false)
 		if err != nil {
@@ -54,6 +58,9 @@ func (h *Host) Mkdir(path string, parents bool) error {
 			return actError(actionMkdir, e.path, errChanged)
 		}
 		e = &e2
+	}
+	if h.DryRun {
+		return nil
 	}
 	if err := mkdirIn(e); err != nil {
 		if err == unix.EEXIST && parents && isDirAt(e) {

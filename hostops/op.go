@@ -88,6 +88,11 @@ func targetSubject(action string, t target) subject {
 // policy's evaluation errors, or, when the policy allowed but the
 // operation will not act (not found, wrong type), the error the caller
 // gets.
+//
+// Under Host.DryRun the decision and its line are the same as in a real
+// run, and the line says dry_run (log); an operation that changes the
+// host then returns what it would have done without acting, and reads
+// read. TestEveryOperationHonoursDryRun holds every method of Host to it.
 func (h *Host) run(op operation) (bool, *Error) {
 	if h.Audit == nil {
 		// Everything is audited: with nowhere to write, nothing happens.

@@ -31,17 +31,22 @@ func (h *Host) Read(path string, maxBytes int64) ([]byte, error) {
 		return nil, err
 	}
 	defer p.close()
-	return h.readPinned(p, maxBytes)
+	return h.readPinned(p, maxBytes, catHint)
 }
 
-// readPinned reads the pinned regular file p as Read does.
-func (h *Host) readPinned(p *pinned, maxBytes int64) ([]byte, error) {
+// catHint ends Read's error for a file over the host's cap: the bytes of
+// such a file can still reach the session's output (Cat).
+const catHint = "; fs.cat sends a file of any size to the output without holding it"
+
+// readPinned reads the pinned regular file p as Read does; hint ends the
+// error of a file over the host's cap.
+func (h *Host) readPinned(p *pinned, maxBytes int64, hint string) ([]byte, error) {
 	limit, strict := h.maxRead(), true
 	if maxBytes > 0 && maxBytes < limit {
 		limit, strict = maxBytes, false
 	}
 	if strict && p.st.Size > limit {
-		return nil, tooLarge(p.path, limit)
+		return nil, withHint(tooLarge(p.path, limit), hint)
 	}
 	fd, err := p.reopen(unix.O_RDONLY)
 	if err != nil {
@@ -68,7 +73,7 @@ func (h *Host) readPinned(p *pinned, maxBytes int64) ([]byte, error) {
 		return nil, e
 	}
 	if strict && int64(len(data)) > limit {
-		return nil, tooLarge(p.path, limit)
+		return nil, withHint(tooLarge(p.path, limit), hint)
 	}
 	return data, nil
 }
@@ -82,6 +87,12 @@ func (h *Host) maxRead() int64 {
 
 func tooLarge(path string, limit int64) *Error {
 	return opError(KindLimitExceeded, actionRead, path, "file is larger than the read limit of "+strconv.FormatInt(limit, 10)+" bytes")
+}
+
+// withHint is e with hint appended to its message.
+func withHint(e *Error, hint string) *Error {
+	e.Message += hint
+	return e
 }
 
 // readAtMost reads r to EOF or until n bytes, whichever comes first. size is

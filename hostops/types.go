@@ -61,7 +61,9 @@ type Host struct {
 	// DryRun makes every operation that would change the host (writes,
 	// commands, service actions) pin, authorize and audit as usual but not
 	// act: an allowed one reports success without doing anything. Reads
-	// still read. Used by "keyhole policy explain".
+	// still read, and so does a service's status. Every decision event
+	// says DryRun. Used by a structured request's "dry_run" and by
+	// "keyhole policy explain".
 	DryRun bool
 	// ServiceManager is the command that Service runs, as
 	// `<ServiceManager...> <action> -- <name>`; its first element is an

@@ -37,6 +37,7 @@ type Metrics struct {
 	scriptDuration  prometheus.Histogram
 	limitHits       *prometheus.CounterVec
 	poolSize        prometheus.Gauge
+	parked          prometheus.Gauge
 	workerStarts    *prometheus.CounterVec
 	policyReloads   *prometheus.CounterVec
 	policyInfo      *prometheus.GaugeVec
@@ -88,6 +89,10 @@ func New() *Metrics {
 		Name: "keyhole_worker_pool_size",
 		Help: "Started workers idle in the pool, waiting for a script.",
 	})
+	m.parked = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "keyhole_worker_parked",
+		Help: "Workers parked for the next script of the principal whose script they ran.",
+	})
 	m.workerStarts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keyhole_worker_starts_total",
 		Help: "Worker processes started, by result (ok, failed).",
@@ -118,7 +123,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.sessions, m.sessionsOpen, m.sessionsRefused, m.decisions, m.authRefusals, m.scriptDuration,
-		m.limitHits, m.poolSize, m.workerStarts, m.policyReloads, m.policyInfo, m.policyReloadOK,
+		m.limitHits, m.poolSize, m.parked, m.workerStarts, m.policyReloads, m.policyInfo, m.policyReloadOK,
 		m.auditWritable,
 	)
 	return m
@@ -231,6 +236,14 @@ func (m *Metrics) IdleWorkers(n int) {
 		return
 	}
 	m.poolSize.Set(float64(n))
+}
+
+// ParkedWorkers sets the number of workers parked for reuse.
+func (m *Metrics) ParkedWorkers(n int) {
+	if m == nil {
+		return
+	}
+	m.parked.Set(float64(n))
 }
 
 // PolicyLoaded records the version of the policy set in force, replacing

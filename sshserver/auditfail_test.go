@@ -98,6 +98,7 @@ func TestAuditLogRemovedMidRun(t *testing.T) {
 		name, script, want string
 	}{
 		{"read", `print(fs.read("{{SANDBOX}}/logs/app.log"))`, "read {{SANDBOX}}/logs/app.log"},
+		{"cat", `fs.cat("{{SANDBOX}}/logs/app.log")`, "read {{SANDBOX}}/logs/app.log"},
 		{"list", `print(fs.list("{{SANDBOX}}/logs"))`, "list {{SANDBOX}}/logs"},
 		{"write", `fs.write("{{SANDBOX}}/out/new.txt", "x"); print("written")`, "create {{SANDBOX}}/out/new.txt"},
 		{"caught-write", `print(catch(fs.write, "{{SANDBOX}}/out/new.txt", "x"))`, "create {{SANDBOX}}/out/new.txt"},

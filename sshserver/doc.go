@@ -13,8 +13,15 @@
 //     NoClientAuth when it has no handler of its own, so the server installs
 //     a keyboard-interactive handler that always refuses.
 //   - Only "session" channels are accepted; within them only exec,
-//     subsystem starlark and pty-req (acknowledged, no terminal) are; every
+//     subsystems starlark, keyhole and sftp, and pty-req (acknowledged, no
+//     terminal) are; an exec of scp (the legacy scp protocol) is refused
+//     with one line telling the client to drop -O; every
 //     other channel type, global request and session request is refused and
 //     audited. No request type reaches gliderlabs' default session handler.
 //   - Each session runs with the policy snapshot taken when it started.
+//   - Subsystem sftp runs in this process (sftp_linux.go, docs/files.md):
+//     each request is one hostops operation of the session's Host, a panic
+//     in a request or in decoding ends that session only, and the session
+//     is bounded by max_read, max_write, max_operations, max_wall, the idle
+//     timeout and MaxSftpHandles.
 package sshserver

@@ -106,10 +106,12 @@ func TestWorkerIsolation(t *testing.T) {
 	}
 }
 
-// pidHook records the pid of each worker the server starts.
+// pidHook records the pid of the worker of each script the server runs,
+// and how many scripts that worker ran before it.
 type pidHook struct {
 	mu   sync.Mutex
 	pids []int
+	runs []int
 }
 
 func (h *pidHook) Levels() []logrus.Level { return logrus.AllLevels }
@@ -117,6 +119,7 @@ func (h *pidHook) Fire(en *logrus.Entry) error {
 	if en.Message == "worker started" {
 		h.mu.Lock()
 		h.pids = append(h.pids, en.Data["pid"].(int))
+		h.runs = append(h.runs, en.Data["runs"].(int))
 		h.mu.Unlock()
 	}
 	return nil

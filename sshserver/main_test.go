@@ -129,6 +129,8 @@ func fakeWorker(mode string) int {
 	case "forged-identity":
 		send(2, decision)
 		send(4, map[string]any{"exit": 0, "error": nil})
+	default:
+		return fakeCatWorker(mode, send, ok) // cat_test.go
 	}
 	return 0
 }

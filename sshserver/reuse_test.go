@@ -5,7 +5,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,26 +16,8 @@ import (
 	"github.com/keyhole-dev/keyhole/sshserver"
 )
 
-// runsHook records the pid and run count of the worker of each script.
-type runsHook struct {
-	mu   sync.Mutex
-	pids []int
-	runs []int
-}
-
-func (h *runsHook) Levels() []logrus.Level { return logrus.AllLevels }
-func (h *runsHook) Fire(en *logrus.Entry) error {
-	if en.Message == "worker started" {
-		h.mu.Lock()
-		h.pids = append(h.pids, en.Data["pid"].(int))
-		h.runs = append(h.runs, en.Data["runs"].(int))
-		h.mu.Unlock()
-	}
-	return nil
-}
-
-// last returns the pid and earlier runs of the last script's worker.
-func (h *runsHook) last(t *testing.T) (pid, runs int) {
+// lastRun returns the pid and earlier runs of the last script's worker.
+func (h *pidHook) lastRun(t *testing.T) (pid, runs int) {
 	t.Helper()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -79,13 +61,15 @@ func TestWorkerReuse(t *testing.T) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	log.SetLevel(logrus.DebugLevel)
-	hook := &runsHook{}
+	hook := &pidHook{}
 	log.AddHook(hook)
+	obs := &parkedObserver{}
 	e := testenv.Start(t, testenv.Options{
 		Policies: map[string]string{"logs.cedar": logsPolicy},
 		Files:    sandboxFiles,
 		Limits:   sshserver.Limits{MaxWall: time.Minute, MaxSteps: 100000},
 		Log:      log,
+		Observer: obs,
 	})
 	agent7 := e.UserSigner(t)
 	key8 := testenv.NewKey(t, e.Dir, "agent8")
@@ -98,7 +82,7 @@ func TestWorkerReuse(t *testing.T) {
 		if exit != wantExit {
 			t.Fatalf("%s: exit %d, want %d; stdout %q stderr %q", name, exit, wantExit, stdout, stderr)
 		}
-		pid, _ := hook.last(t)
+		pid, _ := hook.lastRun(t)
 		return pid
 	}
 
@@ -106,8 +90,11 @@ func TestWorkerReuse(t *testing.T) {
 	if got := step("same principal", "logs", agent7, `print(1)`, 0); got != first {
 		t.Errorf("same principal ran in worker %d, want the parked %d", got, first)
 	}
-	if _, runs := hook.last(t); runs != 1 {
+	if _, runs := hook.lastRun(t); runs != 1 {
 		t.Errorf("the reused worker had run %d scripts before, want 1", runs)
+	}
+	if n, want := obs.parked.Load(), int64(e.Server.ParkedWorkers()); n != 1 || want != 1 {
+		t.Errorf("observer told of %d parked workers, pool has %d; want 1", n, want)
 	}
 	// A script sees nothing of the one before: a new interpreter.
 	if got := step("no globals carried", "logs", agent7, `print(secret)`, 2); got != first {
@@ -118,6 +105,13 @@ func TestWorkerReuse(t *testing.T) {
 	}
 	if got := step("other user", "logs", agent8, `print(1)`, 0); got == first {
 		t.Errorf("user agent-8 ran in the worker of agent-7 (%d)", got)
+	}
+	// A file sent by descriptor leaves nothing on the worker's socket.
+	if got := step("cat", "logs", agent7, `fs.cat("`+marker+`")`, 0); got != first {
+		t.Errorf("worker %d after fs.cat, want %d", got, first)
+	}
+	if got := step("after cat", "logs", agent7, `fs.cat("`+marker+`")`, 0); got != first {
+		t.Errorf("worker %d for a second fs.cat, want %d", got, first)
 	}
 	// A denial is a clean end; the worker stays.
 	if got := step("denied", "logs", agent7, `fs.read("/etc/shadow")`, 13); got != first {
@@ -139,7 +133,7 @@ func TestWorkerReuseOff(t *testing.T) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	log.SetLevel(logrus.DebugLevel)
-	hook := &runsHook{}
+	hook := &pidHook{}
 	log.AddHook(hook)
 	e := testenv.Start(t, testenv.Options{
 		Policies:     map[string]string{"logs.cedar": logsPolicy},
@@ -151,7 +145,7 @@ func TestWorkerReuseOff(t *testing.T) {
 		if _, stderr, exit := runAs(t, e, "logs", e.UserSigner(t), `print(1)`); exit != 0 {
 			t.Fatalf("exit %d: %s", exit, stderr)
 		}
-		pid, runs := hook.last(t)
+		pid, runs := hook.lastRun(t)
 		if seen[pid] || runs != 0 {
 			t.Errorf("worker %d reused (%d runs before) with parking off", pid, runs)
 		}
@@ -161,3 +155,18 @@ func TestWorkerReuseOff(t *testing.T) {
 		t.Errorf("%d workers parked with parking off", n)
 	}
 }
+
+// parkedObserver records what the server tells an Observer of parked
+// workers, and ignores the rest.
+type parkedObserver struct{ parked atomic.Int64 }
+
+func (o *parkedObserver) ParkedWorkers(n int)      { o.parked.Store(int64(n)) }
+func (o *parkedObserver) WorkerStarted(bool)       {}
+func (o *parkedObserver) IdleWorkers(int)          {}
+func (o *parkedObserver) Decision(string, bool)    {}
+func (o *parkedObserver) SessionOpened()           {}
+func (o *parkedObserver) SessionEnded(string, int) {}
+func (o *parkedObserver) SessionRefused(string)    {}
+func (o *parkedObserver) AuthRefused(string)       {}
+func (o *parkedObserver) ScriptRan(time.Duration)  {}
+func (o *parkedObserver) LimitHit(string)          {}

@@ -133,6 +133,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions sync.WaitGroup
+	active   activeSessions // shutdown.go
 	pool     *worker.Pool
 
 	// lnMu guards closed and listeners: Serve registers its listener, or

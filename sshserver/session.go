@@ -32,6 +32,7 @@ type session struct {
 	pty    bool
 	idle   *idleConn // the connection's idle timer; nil without IdleTimeout
 	cs     *connState
+	ctx    context.Context // ended by the connection's end or by Shutdown
 
 	mu   sync.Mutex  // guards base: the request loop and the script both log
 	base audit.Event // identity fields of every audit line of the session
@@ -55,6 +56,12 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		_ = nc.Reject(gossh.ResourceShortage, "keyhole: "+msgAuditSessionRefused)
 		return
 	}
+	sctx, leave, ok := s.active.join(ctx) // shutdown.go
+	if !ok {
+		s.refuseShuttingDown(connStateOf(ctx), conn, nc)
+		return
+	}
+	defer leave() // after the session.end line
 	policy := s.cfg.Policy.Current()
 	cs := connStateOf(ctx)
 	if policy == nil {
@@ -83,6 +90,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 		id:     id,
 		sid:    newSessionID(),
 		policy: policy,
+		ctx:    sctx,
 	}
 	ss.idle, _ = ctx.Value(idleKey{}).(*idleConn)
 	ss.cs = cs
@@ -110,7 +118,7 @@ func (s *Server) handleSession(_ *gliderssh.Server, conn *gossh.ServerConn, nc g
 	ss.ch = ch
 	ss.release = release
 	ss.observeOpened()
-	if exit := ss.serve(ctx, reqs); !ss.ended {
+	if exit := ss.serve(sctx, reqs); !ss.ended {
 		ss.end(exit)
 	}
 }
@@ -122,6 +130,9 @@ func (ss *session) end(exit int) {
 	e := audit.Event{Event: audit.SessionEnd}
 	if exit >= 0 {
 		e.Exit = audit.Int(exit)
+	}
+	if shuttingDown(ss.ctx) && exit != outcome.ExitOK {
+		e.Reason = MsgShuttingDown
 	}
 	ss.release()
 	ss.ended = true
@@ -166,7 +177,15 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 	grace := time.NewTimer(ss.s.cfg.Limits.LoginGrace)
 	defer grace.Stop()
 	for {
+		// Until a script starts, the end of ctx (Shutdown) ends the
+		// session; after, it stops the script, which then ends it.
+		var ended <-chan struct{}
+		if !started {
+			ended = ctx.Done()
+		}
 		select {
+		case <-ended:
+			return -1
 		case <-grace.C:
 			if !started {
 				ss.log(audit.Event{Event: audit.RequestRefused, Request: "channel session",
@@ -218,6 +237,10 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 					ss.refuse(req, "malformed exec request")
 					continue
 				}
+				if legacySCP(p.Command) {
+					ss.refuseSCP(req, p.Command)
+					return ss.finish(outcome.ExitScriptError, nil)
+				}
 				_ = req.Reply(true, nil)
 				started = true
 				go func() { done <- ss.runScript(ctx, p.Command) }()
@@ -225,6 +248,12 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *gossh.Request) int {
 				var p struct{ Name string }
 				if err := gossh.Unmarshal(req.Payload, &p); err != nil {
 					ss.refuse(req, "malformed subsystem request")
+					continue
+				}
+				if p.Name == "sftp" {
+					_ = req.Reply(true, nil)
+					started = true
+					go func() { done <- ss.runSftp(ctx) }()
 					continue
 				}
 				if p.Name != "starlark" && p.Name != "keyhole" {
@@ -302,8 +331,9 @@ func (ss *session) runStdin(ctx context.Context) int {
 	var src []byte
 	var err error
 	if !ss.receive(func() { src, err = io.ReadAll(io.LimitReader(ss.ch, max+1)) }) {
-		ss.log(audit.Event{Event: audit.RequestRefused, Request: "subsystem starlark", Reason: ss.notReceived()})
-		return ss.finish(outcome.ExitLimitExceeded, &outcome.Error{Kind: outcome.KindLimitExceeded, Message: ss.notReceived()})
+		exit, kind, msg := ss.notReceived()
+		ss.log(audit.Event{Event: audit.RequestRefused, Request: "subsystem starlark", Reason: msg})
+		return ss.finish(exit, &outcome.Error{Kind: kind, Message: msg})
 	}
 	if err != nil {
 		return ss.finish(outcome.ExitInternal, &outcome.Error{Kind: outcome.KindInternal, Message: "reading script: " + err.Error()})
@@ -343,6 +373,7 @@ func (ss *session) runScript(ctx context.Context, src string) int {
 	}
 	end := ss.runWorker(ctx, ss.startMessage(src, sum, nil, event.Transport), event, worker.RunOptions{
 		Print: func(p []byte) error { _, err := out.Write(p); return err },
+		Cat:   func(r io.Reader, _ string) (int64, error) { return copyFile(out, r) },
 	})
 	return ss.finish(end.Exit, end.Err)
 }
@@ -386,7 +417,7 @@ func crlf(p []byte) []byte { return bytes.ReplaceAll(p, []byte("\n"), []byte("\r
 // whether it returned within the login grace time. A client that opens a
 // subsystem and never sends its script would otherwise hold a session slot
 // forever; when receive gives up, the session ends and closing the channel
-// ends the read.
+// ends the read. Shutdown ending the session makes it give up at once.
 func (ss *session) receive(read func()) bool {
 	done := make(chan struct{})
 	go func() {
@@ -395,14 +426,30 @@ func (ss *session) receive(read func()) bool {
 	}()
 	t := time.NewTimer(ss.s.cfg.Limits.LoginGrace)
 	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
+	var ended <-chan struct{}
+	if ss.ctx != nil {
+		ended = ss.ctx.Done()
+	}
+	for {
+		select {
+		case <-done:
+			return true
+		case <-t.C:
+			return false
+		case <-ended:
+			if shuttingDown(ss.ctx) {
+				return false
+			}
+			ended = nil // the connection closed: the read ends with it
+		}
 	}
 }
 
-func (ss *session) notReceived() string {
-	return fmt.Sprintf("script not received within %s", ss.s.cfg.Limits.LoginGrace)
+// notReceived is how a session whose script receive gave up on ends.
+func (ss *session) notReceived() (exit int, kind, msg string) {
+	if shuttingDown(ss.ctx) {
+		return outcome.ExitInternal, outcome.KindInternal, MsgShuttingDown
+	}
+	return outcome.ExitLimitExceeded, outcome.KindLimitExceeded,
+		fmt.Sprintf("script not received within %s", ss.s.cfg.Limits.LoginGrace)
 }

@@ -25,6 +25,10 @@ import (
 type structuredRequest struct {
 	Script *string         `json:"script"`
 	Args   json.RawMessage `json:"args"`
+	// DryRun is the raw "dry_run" value: absent, true or false
+	// (parseRequest refuses anything else); dryRun is what it says.
+	DryRun json.RawMessage `json:"dry_run"`
+	dryRun bool
 }
 
 // Events and the end line of the structured protocol.
@@ -61,6 +65,8 @@ type (
 		BytesWritten int64  `json:"bytes_written"`
 		Allowed      int    `json:"allowed"`
 		Denied       int    `json:"denied"`
+		// DryRun: the script ran as a dry run (dryrun.go).
+		DryRun bool `json:"dry_run,omitempty"`
 	}
 )
 
@@ -83,7 +89,8 @@ func (ss *session) runStructured(ctx context.Context) int {
 	var line []byte
 	var err error
 	if !ss.receive(func() { line, err = readLine(ss.ch, max) }) {
-		return ss.refuseStructured(jw, outcome.ExitLimitExceeded, outcome.KindLimitExceeded, ss.notReceived())
+		exit, kind, msg := ss.notReceived()
+		return ss.refuseStructured(jw, exit, kind, msg)
 	}
 	if err != nil {
 		if errors.Is(err, errLineTooLong) {
@@ -97,14 +104,20 @@ func (ss *session) runStructured(ctx context.Context) int {
 		return ss.refuseStructured(jw, outcome.ExitScriptError, outcome.KindInvalidArgument, err.Error())
 	}
 	src := *req.Script
+	if req.dryRun {
+		ss.beginDryRun()
+	}
 	sum, event, tooBig := ss.beginScript(src)
 	if tooBig != "" {
 		return ss.finishStructured(jw, worker.EndWith(outcome.ExitLimitExceeded, outcome.KindLimitExceeded, tooBig))
 	}
-	end := ss.runWorker(ctx, ss.startMessage(src, sum, req.Args, event.Transport), event, worker.RunOptions{
+	st := ss.startMessage(src, sum, req.Args, event.Transport)
+	st.DryRun = event.DryRun
+	end := ss.runWorker(ctx, st, event, worker.RunOptions{
 		Print: func(p []byte) error {
 			return jw.write(printEvent{Print: string(bytes.TrimSuffix(p, []byte("\n")))})
 		},
+		Cat: func(r io.Reader, path string) (int64, error) { return catEvents(jw, r, path) },
 		Decision: func(e audit.Event) {
 			pol := e.Policies
 			if pol == nil {
@@ -118,7 +131,8 @@ func (ss *session) runStructured(ctx context.Context) int {
 }
 
 // parseRequest checks a request line: one JSON object with a string
-// "script" and, optionally, an object "args"; nothing else. Keys are
+// "script" and, optionally, an object "args" and a boolean "dry_run";
+// nothing else. Keys are
 // exact: encoding/json alone would take "Script" (or "ſcript") for
 // "script" and the last of two equal keys, so a gateway that reads the
 // line differently would approve one script while another runs.
@@ -145,11 +159,16 @@ func parseRequest(line []byte) (*structuredRequest, error) {
 	if len(args) > 0 && !bytes.Equal(args, []byte("null")) && args[0] != '{' {
 		return nil, errors.New("request: \"args\" must be a JSON object")
 	}
+	dry, err := dryRunOf(req.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	req.dryRun = dry
 	return &req, nil
 }
 
 // requestKeys are the keys of a request object, spelled exactly.
-var requestKeys = []string{"script", "args"}
+var requestKeys = []string{"script", "args", "dry_run"}
 
 // checkKeys refuses a request whose first JSON value has a key outside
 // requestKeys at the top level, or the same key twice in any object.
@@ -177,7 +196,7 @@ func checkKeys(line []byte) error {
 					return fmt.Errorf("request: duplicate key %q", key)
 				}
 				if len(stack) == 1 && !slices.Contains(requestKeys, key) {
-					return fmt.Errorf("request: unknown field %q (keys are exact and lower case: %q, %q)", key, requestKeys[0], requestKeys[1])
+					return fmt.Errorf("request: unknown field %q (keys are exact and lower case: %q, %q, %q)", key, requestKeys[0], requestKeys[1], requestKeys[2])
 				}
 				top.keys[key] = true
 				top.wantKey = false
@@ -237,7 +256,7 @@ func (ss *session) finishStructured(jw *jsonLines, end *worker.End) int {
 		Exit:   end.Exit,
 		Result: end.Value,
 		Stats: endStats{Steps: end.Steps, DurationMS: end.Duration.Milliseconds(), BytesRead: end.BytesRead,
-			BytesWritten: end.BytesWritten, Allowed: end.Allowed, Denied: end.Denied},
+			BytesWritten: end.BytesWritten, Allowed: end.Allowed, Denied: end.Denied, DryRun: ss.isDryRun()},
 	}
 	if len(line.Result) == 0 {
 		line.Result = json.RawMessage("null")

@@ -44,7 +44,7 @@ func (ss *session) runWorker(ctx context.Context, st *workerproto.Start, event a
 	opt.Policy = ss.policy
 	opt.Log = ss.s.cfg.Log.WithField("session", ss.sid)
 	opt.Stuck = func() { _ = ss.ch.Close() }
-	return ss.s.pool.Run(ctx, st, opt)
+	return shutdownEnd(ctx, ss.s.pool.Run(ctx, st, opt))
 }
 
 // startMessage is the Start message of the session's script: the identity

@@ -17,6 +17,7 @@ type FSHost interface {
 	Read(path string, maxBytes int64) ([]byte, error)
 	Lines(path string, maxLines int) ([]string, error)
 	Tail(ctx context.Context, path string, n int) ([]string, error)
+	Sha256(ctx context.Context, path string) (string, error)
 	Grep(path string, re *regexp.Regexp, maxMatches int) ([]hostops.Match, error)
 	List(path string) ([]hostops.Entry, error)
 	Glob(pattern string) ([]string, error)
@@ -35,8 +36,10 @@ type FSHost interface {
 func fsModule(r *run) *starlarkstruct.Module {
 	return module("fs", map[string]func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error){
 		"read":   r.fsRead,
+		"cat":    r.fsCat,
 		"lines":  r.fsLines,
 		"tail":   r.fsTail,
+		"sha256": r.fsSha256,
 		"grep":   r.fsGrep,
 		"list":   r.fsList,
 		"glob":   r.fsGlob,

@@ -25,6 +25,9 @@ func (f *fakeHost) Lines(path string, _ int) ([]string, error) {
 func (f *fakeHost) Tail(_ context.Context, path string, _ int) ([]string, error) {
 	return nil, f.unsupported("read", path)
 }
+func (f *fakeHost) Sha256(_ context.Context, path string) (string, error) {
+	return "", f.unsupported("read", path)
+}
 func (f *fakeHost) Grep(path string, _ *regexp.Regexp, _ int) ([]hostops.Match, error) {
 	return nil, f.unsupported("read", path)
 }

@@ -134,3 +134,18 @@ func (r *run) fsExists(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tu
 	}
 	return starlark.Bool(ok), nil
 }
+
+// fs.sha256(path) returns the SHA-256 of the file's contents as 64
+// lower-case hex digits, computed on the host (action "read").
+func (r *run) fsSha256(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var path string
+	h, err := r.hostCall(b, args, kwargs, "path", &path)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := h.Sha256(r.context(), path)
+	if err != nil {
+		return nil, err
+	}
+	return starlark.String(sum), nil
+}

@@ -29,8 +29,9 @@ type FactsHost interface {
 //	host.loadavg()   -> struct(load1, load5, load15, running, total)   read /proc/loadavg
 //	host.memory()    -> struct(total, free, available, swap_total, swap_free) bytes, read /proc/meminfo
 //	host.disk(path)  -> struct(path, total, free, available, inodes, inodes_free)  stat path
+//	host.dry_run     -> bool: the script runs as a dry run (nothing that changes the host is done)
 func hostModule(r *run) *starlarkstruct.Module {
-	return module("host", map[string]func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error){
+	m := module("host", map[string]func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error){
 		"hostname": r.hostHostname,
 		"kernel":   r.hostKernel,
 		"uptime":   r.hostUptime,
@@ -38,6 +39,14 @@ func hostModule(r *run) *starlarkstruct.Module {
 		"memory":   r.hostMemory,
 		"disk":     r.hostDisk,
 	})
+	m.Members["dry_run"] = starlark.Bool(isDryRun(r.opts.Host))
+	return m
+}
+
+// isDryRun reports whether h is a host in dry-run mode (hostops.Host.DryRun).
+func isDryRun(h Host) bool {
+	hh, ok := h.(*hostops.Host)
+	return ok && hh.DryRun
 }
 
 // noArgs checks that a builtin got no arguments and returns the host.

@@ -215,8 +215,10 @@ func TestModuleScriptsCoverEveryBuiltin(t *testing.T) {
 			t.Fatal(err)
 		}
 		var names []string
-		for name := range m.Members {
-			names = append(names, name)
+		for name, v := range m.Members {
+			if _, ok := v.(*starlark.Builtin); ok { // host.dry_run is a value
+				names = append(names, name)
+			}
 		}
 		sort.Strings(names)
 		if missing := moduleCoverage(m.Name, names, string(src)); len(missing) > 0 {
@@ -314,6 +316,7 @@ func TestProcDryRun(t *testing.T) {
 	h := s.host(t, mem)
 	h.DryRun = true
 	src := fmt.Sprintf(`
+assert.eq(host.dry_run, True)
 r = proc.run([%q])
 assert.eq([r.exit, r.stdout, r.stderr], [0, "", ""])
 assert.fails(lambda: proc.run([%q]), "ACCESS_DENIED")

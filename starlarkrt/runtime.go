@@ -39,7 +39,11 @@ type Options struct {
 	Stdout    io.Writer // print output; nil discards
 	MaxSteps  uint64
 	MaxWall   time.Duration
-	MaxOutput int64 // bytes written through print
+	MaxOutput int64 // bytes written through print and fs.cat
+	// Files, when set, sends fs.cat's files to the output without the
+	// runtime reading them (the worker passes the descriptor to the
+	// server); nil copies them to Stdout.
+	Files hostops.FileSender
 	// Args are the request's arguments, decoded from JSON (nil, bool,
 	// float64/json.Number, string, []any, map[string]any); scripts see them
 	// as the frozen dict "args".

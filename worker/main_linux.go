@@ -38,6 +38,7 @@ import (
 // Decisions go into the ring the server passes at workerproto.RingFD
 // (mapped, then the descriptor closed, so no program the script runs
 // inherits it); a worker started without one sends them as messages.
+// fs.cat passes open files on the socket at workerproto.FDSocketFD.
 //
 // Everything the runtime says on a fatal error goes to stderr, which the
 // server reads to name the reason.
@@ -52,7 +53,7 @@ func Main() int {
 		return 1
 	}
 	status := 0
-	if err := serve(os.Stdin, os.Stdout, ring, applyProcessLimits, afterScript); err != nil {
+	if err := serve(os.Stdin, os.Stdout, ring, openFDSocket(), applyProcessLimits, afterScript); err != nil {
 		fmt.Fprintf(os.Stderr, "keyhole worker: %v\n", err)
 		status = 1
 	}
@@ -87,6 +88,18 @@ func openRing() (*workerproto.Ring, error) {
 		return nil, fmt.Errorf("decision ring: %w", err)
 	}
 	return ring, nil
+}
+
+// openFDSocket returns the descriptor socket at workerproto.FDSocketFD,
+// marked close-on-exec so that no program the script runs inherits it, or
+// nil when that descriptor is not one (fs.cat then sends file bytes as
+// Print messages).
+func openFDSocket() *os.File {
+	if !workerproto.IsFDSocket(workerproto.FDSocketFD) {
+		return nil
+	}
+	unix.CloseOnExec(workerproto.FDSocketFD)
+	return os.NewFile(workerproto.FDSocketFD, "keyhole-fds")
 }
 
 // dataHeadroom is what the Go runtime needs besides the script's heap:

@@ -12,6 +12,9 @@ type Observer interface {
 	// IdleWorkers is told how many started workers wait in the pool,
 	// whenever that changes.
 	IdleWorkers(n int)
+	// ParkedWorkers is told how many workers are parked for their
+	// principal's next script (reuse.go), whenever that changes.
+	ParkedWorkers(n int)
 	// Decision is told of every decision line written to the audit log
 	// for a worker, once it is written. action is one of the schema's
 	// actions, or "other" for a name the worker made up.
@@ -32,6 +35,14 @@ func (p *Pool) startObserved() (*worker, error) {
 func (p *Pool) idleChanged() {
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.IdleWorkers(len(p.idle))
+	}
+}
+
+// parkedChanged tells the observer how many workers are parked; p.mu
+// must be held.
+func (p *Pool) parkedChanged() {
+	if p.cfg.Observer != nil {
+		p.cfg.Observer.ParkedWorkers(p.parked.n)
 	}
 }
 

@@ -6,6 +6,7 @@ type decisionCounts map[[2]string]int
 
 func (decisionCounts) WorkerStarted(bool) {}
 func (decisionCounts) IdleWorkers(int)    {}
+func (decisionCounts) ParkedWorkers(int)  {}
 func (d decisionCounts) Decision(action string, allow bool) {
 	o := "deny"
 	if allow {

@@ -213,6 +213,7 @@ func (w *worker) discard() {
 	_ = w.stdout.Close()
 	_ = w.stderr.Close()
 	_ = w.ring.Unmap()
+	_ = w.fds.Close()
 }
 
 // IdleVersions returns the policy version each idle worker preloaded ("" for

@@ -17,13 +17,16 @@ package worker
 // before it reports the script's end (afterScript); and a worker whose
 // script ended in any other way than ok, a script or syntax error or a
 // denial — a limit, a crash, a kill, a cancel, a broken protocol, a line
-// that could not be written, anything on its stderr, a record or byte left
-// unread — is never reused.
+// that could not be written, anything on its stderr, a record, byte or
+// descriptor left unread — is never reused.
 
 import (
 	"encoding/json"
+	"os"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/keyhole-dev/keyhole/internal/workerproto"
 	"github.com/keyhole-dev/keyhole/outcome"
@@ -73,12 +76,14 @@ func (p *Pool) unpark(key string) *worker {
 		w.parkTimer.Stop()
 		if !w.gone() && !w.ring.Pending() {
 			p.setParked(key, ws)
+			p.parkedChanged()
 			return w
 		}
 		p.wg.Add(1)
 		go func() { defer p.wg.Done(); w.discard() }()
 	}
 	p.setParked(key, ws)
+	p.parkedChanged()
 	return nil
 }
 
@@ -105,6 +110,7 @@ func (p *Pool) park(w *worker, key string) {
 	}
 	p.parked.by[key] = append(p.parked.by[key], w)
 	p.parked.n++
+	p.parkedChanged()
 	w.parkTimer = time.AfterFunc(parkIdle, func() { p.expire(w, key) })
 	p.mu.Unlock()
 }
@@ -132,6 +138,7 @@ func (p *Pool) expire(w *worker, key string) {
 	}
 	p.setParked(key, append(ws[:i:i], ws[i+1:]...))
 	p.parked.n--
+	p.parkedChanged()
 	p.wg.Add(1)
 	p.mu.Unlock()
 	defer p.wg.Done()
@@ -148,6 +155,7 @@ func (p *Pool) closeParked() []*worker {
 		}
 	}
 	p.parked = parking{}
+	p.parkedChanged()
 	return out
 }
 
@@ -172,11 +180,28 @@ func (p *Pool) reusable(w *worker, ev *workerEvents, rd *workerReader) bool {
 	default:
 		return false
 	}
-	if rd.fr == nil || rd.fr.Buffered() != 0 || w.ring.Pending() || w.stderrHead.len() != 0 {
+	if rd.fr == nil || rd.fr.Buffered() != 0 || w.ring.Pending() || w.stderrHead.len() != 0 || !socketEmpty(w.fds) {
 		return false
 	}
 	rss := w.rss()
 	return rss > 0 && rss <= parkMaxRSS
+}
+
+// socketEmpty reports whether nothing waits to be read on the worker's
+// descriptor socket (a descriptor sent with no Cat message for it).
+func socketEmpty(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	empty := false
+	_ = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		empty = err == unix.EAGAIN
+		return true // never wait
+	})
+	return empty
 }
 
 // headBuffer keeps the first max bytes written to it; safe for

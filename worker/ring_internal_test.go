@@ -81,7 +81,7 @@ proc.run([%q, "a" * 70000])
 	outR, outW := io.Pipe()
 	served := make(chan error, 1)
 	go func() {
-		served <- serve(inR, outW, producer, nil, nil)
+		served <- serve(inR, outW, producer, nil, nil, nil)
 		outW.Close()
 	}()
 	in := workerproto.NewWriter(inW)

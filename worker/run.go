@@ -39,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -88,6 +89,10 @@ type End struct {
 	BytesWritten int64
 	Allowed      int
 	Denied       int
+	// Cancelled is set when the caller's context ended while the script
+	// ran: the end may be the script's reaction to being stopped (an
+	// operation cut short) rather than its own.
+	Cancelled bool
 }
 
 // EndWith is an End with exit status exit and an error of kind.
@@ -105,6 +110,10 @@ type worker struct {
 	// worker's end is descriptor 3. Unmapped once the worker is done
 	// (Run, discard).
 	ring *workerproto.Ring
+	// fds is the server's end of the worker's descriptor socket (the
+	// worker's is descriptor 4), on which fs.cat passes open files
+	// (workerproto.Cat).
+	fds *os.File
 	// policyVersion is the policy set the worker preloaded while idle
 	// (Pool.preload) or loaded for its last script, or "".
 	policyVersion string
@@ -153,7 +162,14 @@ func (p *Pool) start() (*worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	cmd.ExtraFiles = []*os.File{ringFile} // workerproto.RingFD
+	fdsServer, fdsWorker, err := workerproto.NewFDSocket()
+	if err != nil {
+		_ = ring.Unmap()
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	// The child has its own copy of the worker's end once started.
+	defer fdsWorker.Close()
+	cmd.ExtraFiles = []*os.File{ringFile, fdsWorker} // workerproto.RingFD, FDSocketFD
 	var files []*os.File
 	pipe := func() (r, w *os.File) {
 		if err != nil {
@@ -173,12 +189,14 @@ func (p *Pool) start() (*worker, error) {
 	}
 	if err != nil {
 		closeAll()
+		_ = fdsServer.Close()
 		_ = ring.Unmap()
 		return nil, fmt.Errorf("worker: pipes: %w", err)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	if err := cmd.Start(); err != nil {
 		closeAll()
+		_ = fdsServer.Close()
 		_ = ring.Unmap()
 		return nil, fmt.Errorf("worker: start: %w", err)
 	}
@@ -186,7 +204,7 @@ func (p *Pool) start() (*worker, error) {
 	_ = inR.Close()
 	_ = outW.Close()
 	_ = errW.Close()
-	w := &worker{cmd: cmd, stdin: inW, stdout: outR, stderr: errR, ring: ring,
+	w := &worker{cmd: cmd, stdin: inW, stdout: outR, stderr: errR, ring: ring, fds: fdsServer,
 		waitDone: make(chan struct{}), stderrHead: &headBuffer{max: stderrKeep}, errDone: make(chan struct{})}
 	go w.wait()
 	go func() { defer close(w.errDone); _, _ = io.Copy(w.stderrHead, w.stderr) }()
@@ -264,6 +282,11 @@ type RunOptions struct {
 	Decision func(audit.Event)
 	// Log is the run's log; nil means Config.Log.
 	Log logrus.FieldLogger
+	// Cat, if set, streams the bytes of one fs.cat (r, at most what the
+	// limits allow of the file at path) to the client and returns how many
+	// it sent; called from the reading goroutine, in order with Print.
+	// Nil sends them through Print.
+	Cat func(r io.Reader, path string) (int64, error)
 	// Stuck, if set, is called when the worker is gone but its output has
 	// not been read to its end drainGrace later (a descendant holds the
 	// pipe, or a Print is blocked on a client that does not read): Run
@@ -314,11 +337,14 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 		_ = w.stdout.Close()
 		_ = w.stderr.Close()
 		_ = w.ring.Unmap()
+		_ = w.fds.Close()
 	}()
 
 	rd := &workerReader{sink: p.cfg.Audit, clock: p.cfg.Clock, print: opt.Print, decision: opt.Decision,
 		maxOutput: lim.MaxOutput, maxDecisions: lim.MaxOperations, template: opt.Template, confirm: in, ring: w.ring,
-		observer: p.cfg.Observer}
+		observer: p.cfg.Observer,
+		cat: catter{fds: w.fds, out: opt.Cat, print: opt.Print, maxRead: lim.MaxRead,
+			deadline: catDeadline(lim.MaxWall), halt: &atomic.Bool{}}}
 	// read starts the reader; readC is closed when it returns.
 	read := func() <-chan struct{} {
 		done := make(chan struct{})
@@ -359,6 +385,7 @@ func (p *Pool) Run(ctx context.Context, st *workerproto.Start, opt RunOptions) *
 	// kill records why the server stops the worker and stops it, unless
 	// it has already been waited for (its group id may be reused then).
 	kill := func(why *End) {
+		rd.cat.halt.Store(true) // a file being streamed stops too
 		ev.serverKill(why)
 		w.kill()
 	}
@@ -368,6 +395,7 @@ loop:
 		case <-ctxDone:
 			ctxDone = nil
 			ev.cancelled = true
+			rd.cat.halt.Store(true)
 			stdinOnce() // asks the worker to stop the script
 			cancelC = time.After(cancelGrace)
 		case <-cancelC:
@@ -442,6 +470,7 @@ loop:
 			Warn("worker ended without a result")
 	}
 	end.Allowed, end.Denied = rd.allowed, rd.denied
+	end.Cancelled = ev.cancelled
 	return end
 }
 
@@ -559,6 +588,7 @@ type workerReader struct {
 	// atResult is set when run returned right after the worker's result
 	// rather than at the end of the pipe.
 	atResult bool
+	cat      catter // fs.cat's streams (cat.go)
 
 	output     int64
 	allowed    int
@@ -643,6 +673,10 @@ func (rd *workerReader) run(r io.Reader) {
 				return
 			}
 			_ = rd.print(p)
+		case workerproto.TypeCat:
+			if !rd.catFile(p) {
+				return
+			}
 		case workerproto.TypeResult:
 			var res workerproto.Result
 			if err := workerproto.Decode(typ, p, &res); err != nil {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -33,8 +34,8 @@ import (
 // authz.LoadFiles and must have the version the server named; a pooled
 // worker may have been sent that version's files before, in a Preload
 // message or a previous Start, and then uses the set it loaded. While a
-// script runs only Confirm messages may come; end of input, or anything
-// else, cancels the script, as the end of a session does, and ends the
+// script runs only Confirm and CatDone messages may come; end of input, or
+// anything else, cancels the script, as the end of a session does, and ends the
 // worker once its Result is written. Each audit event is written to out
 // before the operation it records acts, and one whose operation changes
 // the host waits for its Confirm; when it cannot be written or is not
@@ -45,16 +46,17 @@ import (
 // Serve changes nothing process-wide; Main also applies the
 // memory and stack limits to the process.
 func Serve(in io.Reader, out io.Writer) error {
-	return serve(in, out, nil, nil, nil)
+	return serve(in, out, nil, nil, nil, nil)
 }
 
-// serve is Serve with the worker's decision ring (nil: none), a hook
-// that applies the Start message's limits to the process before each
+// serve is Serve with the worker's decision ring (nil: none), its
+// descriptor socket (nil: none; fs.cat then sends the file's bytes as
+// Print messages), a hook that applies the Start message's limits to the process before each
 // script runs, and one that cleans up after each script (Main: the
 // orphans of its programs, hostops.Sweep) before its Result is written.
 // When after fails, the Result is still written and serve returns its
 // error, so the worker ends rather than run another script.
-func serve(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func(workerproto.Limits) error, after func() error) error {
+func serve(in io.Reader, out io.Writer, ring *workerproto.Ring, fds *os.File, apply func(workerproto.Limits) error, after func() error) error {
 	r := workerproto.NewReader(in, 0)
 	w := workerproto.NewWriter(out)
 	typ, p, err := r.Next()
@@ -78,9 +80,10 @@ func serve(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func(worke
 			return fmt.Errorf("worker: %w", err)
 		}
 		t0 := time.Now()
-		ctx, confirmed := in2.begin()
+		ctx, confirmed, catDone := in2.begin()
 		ap := &auditPipe{w: w, ring: ring, ctx: ctx, confirmed: confirmed}
-		res, policy := run(ctx, &st, pre, w, ap, t0, apply)
+		cat := &catPipe{w: w, fds: fds, ctx: ctx, done: catDone}
+		res, policy := run(ctx, &st, pre, printPipe{w, ap, cat}, t0, apply)
 		if policy != nil {
 			pre = policy
 		}
@@ -105,7 +108,7 @@ func serve(in io.Reader, out io.Writer, ring *workerproto.Ring, apply func(worke
 
 // inbox reads the worker's stdin after the first Start message, for the
 // worker's whole life. While a script runs, each Confirm goes to it (one
-// per AuditSync or Sync); anything else, or the end of input, cancels the
+// per AuditSync or Sync), and each CatDone (one per Cat); anything else, or the end of input, cancels the
 // script. Between scripts the next Start is kept for serve; anything
 // else, or the end of input, ends the worker. Its fields are guarded by
 // mu.
@@ -113,8 +116,9 @@ type inbox struct {
 	mu        sync.Mutex
 	cancel    context.CancelFunc // the running script's, or nil between scripts
 	confirmed chan struct{}      // the running script's Confirms
-	starts    chan []byte        // Start payloads; closed when input ends
-	broken    bool               // input ended or broke the protocol
+	catDone   chan workerproto.CatDone
+	starts    chan []byte // Start payloads; closed when input ends
+	broken    bool        // input ended or broke the protocol
 }
 
 func newInbox(r *workerproto.Reader) *inbox {
@@ -140,9 +144,19 @@ func (b *inbox) read(r *workerproto.Reader) {
 		}
 		b.mu.Lock()
 		running := b.cancel != nil
-		confirmed := b.confirmed
+		confirmed, catDone := b.confirmed, b.catDone
 		b.mu.Unlock()
 		switch {
+		case running && typ == workerproto.TypeCatDone:
+			var d workerproto.CatDone
+			if workerproto.Decode(typ, p, &d) != nil {
+				return
+			}
+			select {
+			case catDone <- d:
+			default:
+				return // a second CatDone for one Cat
+			}
 		case running && typ == workerproto.TypeConfirm && len(p) == 0:
 			select {
 			case confirmed <- struct{}{}:
@@ -164,17 +178,18 @@ func (b *inbox) read(r *workerproto.Reader) {
 	}
 }
 
-// begin returns the context and Confirm channel of the script about to
-// run; the context is already cancelled when input has ended.
-func (b *inbox) begin() (context.Context, chan struct{}) {
+// begin returns the context and the Confirm and CatDone channels of the
+// script about to run; the context is already cancelled when input has
+// ended.
+func (b *inbox) begin() (context.Context, chan struct{}, chan workerproto.CatDone) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.cancel, b.confirmed = cancel, make(chan struct{}, 1)
+	b.cancel, b.confirmed, b.catDone = cancel, make(chan struct{}, 1), make(chan workerproto.CatDone, 1)
 	if b.broken {
 		cancel()
 	}
-	return ctx, b.confirmed
+	return ctx, b.confirmed, b.catDone
 }
 
 // end marks the script done: a Confirm from now on breaks the protocol.
@@ -182,7 +197,7 @@ func (b *inbox) end() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.cancel()
-	b.cancel, b.confirmed = nil, nil
+	b.cancel, b.confirmed, b.catDone = nil, nil, nil
 }
 
 // next waits for the next Start message's payload; false when input ended.
@@ -194,7 +209,7 @@ func (b *inbox) next() ([]byte, bool) {
 // run runs st's script and returns its Result message and the policy set
 // it ran with (nil if none loaded). pre is the policy set loaded last, or
 // nil.
-func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *workerproto.Writer, ap *auditPipe, t0 time.Time, apply func(workerproto.Limits) error) (*workerproto.Result, *authz.PolicySet) {
+func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, pp printPipe, t0 time.Time, apply func(workerproto.Limits) error) (*workerproto.Result, *authz.PolicySet) {
 	fail := func(kind, msg string) *workerproto.Result {
 		return &workerproto.Result{Exit: outcome.ExitFor(kind), Error: &outcome.Error{Kind: kind, Message: msg}}
 	}
@@ -222,11 +237,12 @@ func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *wo
 		Policy:         policy,
 		Principal:      st.Principal,
 		Context:        st.Context,
-		Audit:          ap,
+		Audit:          pp.ap,
 		Clock:          clock,
 		MaxExecOutput:  st.Limits.MaxExecOutput,
 		ServiceManager: st.ServiceManager,
 		Counters:       counters,
+		DryRun:         st.DryRun,
 	}
 	filename := st.Filename
 	if filename == "" {
@@ -234,7 +250,8 @@ func run(ctx context.Context, st *workerproto.Start, pre *authz.PolicySet, w *wo
 	}
 	res := starlarkrt.Run(ctx, filename, st.Script, starlarkrt.Options{
 		Host:      host,
-		Stdout:    printPipe{w, ap},
+		Stdout:    pp,
+		Files:     pp,
 		MaxSteps:  st.Limits.MaxSteps,
 		MaxWall:   st.Limits.MaxWall,
 		MaxOutput: st.Limits.MaxOutput,
@@ -400,8 +417,9 @@ func (a *auditPipe) sync(t workerproto.Type, p []byte) error {
 // record): the server takes the decisions put before the mark before it
 // forwards the print, and none put after it.
 type printPipe struct {
-	w  *workerproto.Writer
-	ap *auditPipe
+	w   *workerproto.Writer
+	ap  *auditPipe
+	cat *catPipe
 }
 
 func (p printPipe) Write(b []byte) (int, error) {

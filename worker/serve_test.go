@@ -3,7 +3,10 @@ package worker_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -179,5 +182,39 @@ func TestServeWorkerStopsAtEndOfInput(t *testing.T) {
 	_, p, err := workerproto.NewReader(&out, 0).Next()
 	if err != nil || !strings.Contains(string(p), "session ended") {
 		t.Fatalf("result %s %v", p, err)
+	}
+}
+
+// TestServeWorkerDryRun: a Start with DryRun runs the script on a dry-run
+// host: the write is decided and reported, the file is not written, and
+// the script can tell.
+func TestServeWorkerDryRun(t *testing.T) {
+	t.Parallel()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := authz.LoadFiles(map[string][]byte{"p.cedar": []byte(`@id("tmp-write") permit (principal,
+  action in [Keyhole::Action::"write", Keyhole::Action::"create"], resource in Keyhole::Dir::"` + dir + `");`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dry := range []bool{true, false} {
+		st := start(t, `fs.write(args["path"], "x")
+print(host.dry_run)`)
+		st.Policies, st.PolicyVersion, st.DryRun = ps.Files(), ps.Version(), dry
+		path := filepath.Join(dir, fmt.Sprintf("out-%v", dry))
+		st.Args = json.RawMessage(fmt.Sprintf(`{"path": %q}`, path))
+		prints, events, res := serve(t, st)
+		if res.Exit != 0 || len(events) != 1 || events[0].Decision != "allow" || events[0].Action != "create" {
+			t.Fatalf("dry %v: result %+v %v, events %+v", dry, res, res.Error, events)
+		}
+		if want := map[bool]string{true: "True\n", false: "False\n"}[dry]; strings.Join(prints, "") != want {
+			t.Errorf("dry %v: host.dry_run printed %q, want %q", dry, prints, want)
+		}
+		_, err := os.Stat(path)
+		if written := err == nil; written == dry {
+			t.Errorf("dry %v: file written %v", dry, written)
+		}
 	}
 }

@@ -54,7 +54,9 @@ type Host struct {
 	User string
 	// Jump is the ProxyJump destination ([user@]host[:port], or a comma
 	// list of them) taken from ansible_ssh_common_args or
-	// ansible_ssh_extra_args; "" means none.
+	// ansible_ssh_extra_args; "" means the inventory names none, "none"
+	// that it says none (ProxyJump=none): a direct connection, whatever
+	// jump the client would use by default.
 	Jump string
 	// Groups are the groups the host is in, directly or through
 	// children, sorted, without "all".

@@ -95,11 +95,12 @@ func splitOption(s string) (key, val string) {
 	return s[:i], strings.TrimLeft(s[i:], "= \t")
 }
 
-// checkJump checks a ProxyJump value: none, or a comma list of
-// [user@]host[:port] or ssh://[user@]host[:port].
+// checkJump checks a ProxyJump value: none (returned as "none", a
+// direct connection), or a comma list of [user@]host[:port] or
+// ssh://[user@]host[:port].
 func checkJump(v string) (string, error) {
 	if strings.EqualFold(v, "none") {
-		return "", nil
+		return "none", nil
 	}
 	if v == "" {
 		return "", fmt.Errorf("empty ProxyJump")
@@ -132,7 +133,7 @@ func checkJump(v string) (string, error) {
 // inventory asks for.
 func jumpFromProxyCommand(cmd string) (string, error) {
 	if strings.EqualFold(strings.TrimSpace(cmd), "none") {
-		return "", nil
+		return "none", nil
 	}
 	// Errors show only the command's program: the rest may hold a
 	// password (sshpass -p …).
@@ -221,6 +222,10 @@ func jumpFromProxyCommand(cmd string) (string, error) {
 	}
 	if inner != "" && !strings.EqualFold(inner, "none") {
 		hop = inner + "," + hop
+	}
+	if strings.EqualFold(hop, "none") {
+		// As a ProxyJump, "none" would mean no bastion at all.
+		return "", fmt.Errorf("a bastion named %q cannot be a jump; name it by its address", hop)
 	}
 	return checkJump(hop)
 }

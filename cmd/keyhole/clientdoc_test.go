@@ -61,6 +61,34 @@ func TestClientDocCommands(t *testing.T) {
 	}
 }
 
+// docInventory writes the example inventory (hosts.ini) and limit file
+// (failed.txt) of docs/inventory.md to a directory, which it returns.
+func docInventory(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "inventory.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	blocks := strings.Split(string(data), "```")
+	for _, want := range []string{"hosts.ini", "failed.txt"} {
+		found := false
+		for i := 1; i < len(blocks) && !found; i += 2 {
+			_, body, _ := strings.Cut(blocks[i], "\n")
+			if strings.HasPrefix(body, "# "+want+"\n") {
+				found = true
+				if err := os.WriteFile(filepath.Join(dir, want), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("docs/inventory.md has no block # %s", want)
+		}
+	}
+	return dir
+}
+
 func checkRunCommands(t *testing.T, path string) int {
 	t.Helper()
 	name := filepath.Base(path)
@@ -71,12 +99,31 @@ func checkRunCommands(t *testing.T, path string) int {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	inSh := false
+	var invDir string
+	// listed is what the last --list-hosts line prints, for the text
+	// block that follows it.
+	var listed string
+	var listedLine int
 	n := 0
 	for line := 1; sc.Scan(); line++ {
 		text := sc.Text()
 		switch {
 		case strings.HasPrefix(text, "```sh"):
 			inSh = true
+			continue
+		case strings.HasPrefix(text, "```text") && listed != "":
+			listedOut := ""
+			for sc.Scan() {
+				line++
+				if strings.HasPrefix(sc.Text(), "```") {
+					break
+				}
+				listedOut += sc.Text() + "\n"
+			}
+			if listedOut != listed {
+				t.Errorf("%s:%d: the block after the --list-hosts line is\n%s\nwant what it prints:\n%s", name, listedLine, listedOut, listed)
+			}
+			listed = ""
 			continue
 		case strings.HasPrefix(text, "```"):
 			inSh = false
@@ -101,15 +148,34 @@ func checkRunCommands(t *testing.T, path string) int {
 				set = true
 			}
 		})
-		if !set {
+		if !set && !rf.listHosts {
 			if len(pos) == 0 || !strings.HasSuffix(pos[0], ".star") {
 				t.Errorf("%s:%d: no -e and no script file first", name, line)
 				continue
 			}
 			pos = pos[1:]
 		}
-		if len(pos) == 0 && rf.hosts == "" {
+		if len(pos) == 0 && rf.hosts == "" && rf.inventory == "" {
 			t.Errorf("%s:%d: no destination", name, line)
+		}
+		if rf.inventory != "" {
+			if invDir == "" {
+				invDir = docInventory(t)
+			}
+			limit := rf.limit
+			if strings.HasPrefix(limit, "@") {
+				limit = "@" + filepath.Join(invDir, limit[1:])
+			}
+			targets, err := targetSource{inventory: filepath.Join(invDir, rf.inventory), limit: limit}.targets("")
+			if err != nil {
+				t.Errorf("%s:%d: %v", name, line, err)
+				continue
+			}
+			if rf.listHosts {
+				var b strings.Builder
+				listHosts(&b, targets)
+				listed, listedLine = b.String(), line
+			}
 		}
 		for _, d := range pos {
 			if _, err := client.ParseTarget(d); err != nil {

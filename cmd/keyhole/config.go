@@ -30,6 +30,17 @@ type config struct {
 	// worker.DefaultParked, 0: none, every worker runs one script.
 	ParkedWorkers *int         `toml:"parked_workers"`
 	Limits        limitsConfig `toml:"limits"`
+
+	// AuditSyslog sends every audit line to the local syslog as well as
+	// to the audit_log file (auditlog.go).
+	AuditSyslog bool `toml:"audit_syslog"`
+	// ShutdownGrace is how long running scripts may go on after SIGTERM or
+	// SIGINT (shutdown.go); unset means defaultShutdownGrace.
+	ShutdownGrace *duration `toml:"shutdown_grace"`
+
+	// logFormat is the server log's format: "text", "json", or "" to
+	// choose by whether stderr is a terminal (serve's --log-format).
+	logFormat string
 }
 
 type limitsConfig struct {
@@ -232,8 +243,11 @@ func loadConfig(path string) (*config, error) {
 		return nil, err
 	}
 	dir := filepath.Dir(path)
+	if err := checkAuditConfig(&c, path); err != nil {
+		return nil, err
+	}
 	for _, p := range []*string{&c.HostKey, &c.TrustedUserCAKeys, &c.PolicyDir, &c.AuditLog} {
-		if *p != "" && *p != "-" && !filepath.IsAbs(*p) {
+		if *p != "" && *p != "-" && *p != auditLogSyslog && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
 	}

@@ -26,6 +26,15 @@ permit (
   resource in Keyhole::Dir::"%[1]s/logs"
 );
 
+// sftp and scp start by asking where they are: a stat of "/" itself
+// (==, not in: nothing under it).
+@id("dev-sftp-start")
+permit (
+  principal in Keyhole::Role::"dev",
+  action == Keyhole::Action::"stat",
+  resource == Keyhole::Dir::"/"
+);
+
 // Nobody may touch secrets/, whatever else permits it.
 @id("no-secrets")
 forbid (
@@ -206,6 +215,7 @@ func (e *devEnv) writeSSHConfig(addr string) error {
 
 func (e *devEnv) instructions(addr string) string {
 	ssh := "ssh -F " + filepath.Join(e.dir, "ssh_config") + " keyhole-dev"
+	scp := "scp -F " + filepath.Join(e.dir, "ssh_config") + " keyhole-dev:"
 	return fmt.Sprintf(`keyhole dev is listening on %[1]s (stop it with Ctrl-C; everything below is removed then)
 
 policy:    %[2]s/policies/dev.cedar
@@ -227,7 +237,10 @@ get denied through a symlink that points into secrets/:
 observe a denial and carry on:
   %[4]s 'v, err = catch(fs.read, "%[3]s/secrets/token"); print(err.kind if err else v)'
 
+copy an allowed file here with scp (through the sftp subsystem, under the same policy):
+  %[5]s%[3]s/logs/app.log .
+
 watch decisions:
   tail -f %[2]s/audit.log
-`, addr, e.dir, e.sandbox, ssh)
+`, addr, e.dir, e.sandbox, ssh, scp)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func TestDevCommandsWork(t *testing.T) {
 		if strings.HasPrefix(line, "policy:") {
 			dir = strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(line, "policy:")), "/policies/dev.cedar")
 		}
-		if strings.HasPrefix(line, "  ssh ") {
+		if strings.HasPrefix(line, "  ssh ") || strings.HasPrefix(line, "  scp ") {
 			cmds[prev] = strings.TrimSpace(line)
 		}
 		if strings.HasPrefix(line, "watch decisions") {
@@ -53,8 +54,10 @@ func TestDevCommandsWork(t *testing.T) {
 		t.Fatalf("instructions incomplete: %v\nstderr: %s", cmds, stderr.String())
 	}
 
+	work := t.TempDir() // where a command that copies a file here puts it
 	sh := func(cmd string) (string, string, int) {
 		c := exec.Command("sh", "-c", cmd)
+		c.Dir = work
 		var out, errb bytes.Buffer
 		c.Stdout, c.Stderr = &out, &errb
 		c.Env = append(os.Environ(), "SSH_AUTH_SOCK=")
@@ -78,6 +81,7 @@ func TestDevCommandsWork(t *testing.T) {
 		{"get denied (exit status 13, ACCESS_DENIED naming the policy):", 13, "", `ACCESS_DENIED: read .*/secrets/token denied for User::"dev-user" in Role::"dev" \(policy no-secrets\)`},
 		{"get denied through a symlink that points into secrets/:", 13, "", `ACCESS_DENIED: read .*/secrets/token denied`},
 		{"observe a denial and carry on:", 0, "ACCESS_DENIED", ""},
+		{"copy an allowed file here with scp (through the sftp subsystem, under the same policy):", 0, "", ""},
 	}
 	for _, tc := range tests {
 		cmd, ok := cmds[tc.heading]
@@ -89,6 +93,9 @@ func TestDevCommandsWork(t *testing.T) {
 		if code != tc.wantExit || !strings.Contains(out, tc.wantStdout) || !regexp.MustCompile(tc.wantStderr).MatchString(errOut) {
 			t.Errorf("%s\n%s\nexit %d stdout %q stderr %q", tc.heading, cmd, code, out, errOut)
 		}
+	}
+	if b, err := os.ReadFile(filepath.Join(work, "app.log")); err != nil || !strings.Contains(string(b), "service started") {
+		t.Errorf("scp's copy: %q, %v", b, err)
 	}
 	audit, err := os.ReadFile(dir + "/audit.log")
 	if err != nil || !bytes.Contains(audit, []byte(`"decision":"deny"`)) {

@@ -30,6 +30,7 @@ commands:
   policy                validate, check, test and explain a policy directory
   ca                    run a certificate authority: init, sign, revoke
   run                   run a script on one host or many (keyhole's client)
+  push                  push files to one host or many through sftp, skipping those already there
   mcp                   serve an agent over MCP (stdio): run_script, list_hosts
   version               print the version
 
@@ -107,6 +108,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = inCommand("ca", cmdCA(args[1:], stdout, stderr))
 	case "run":
 		return runExit(cmdRun(ctx, args[1:], os.Stdin, stdout, stderr), stderr)
+	case "push":
+		return pushExit(cmdPush(ctx, args[1:], stdout, stderr), stderr)
 	case "mcp":
 		err = inCommand("mcp", cmdMCP(ctx, args[1:], os.Stdin, stdout, stderr))
 	case "worker": // hidden: the per-script worker process the server starts

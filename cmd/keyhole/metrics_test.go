@@ -69,7 +69,11 @@ func startMetricsEnv(t *testing.T, limits limitsConfig, files map[string]string,
 	if auditLog == "" {
 		auditLog = filepath.Join(dir, "audit.log")
 	}
+	// No parked workers: each script gets a worker of its own, so the
+	// worker counts below follow from the scripts run.
+	noParking := 0
 	srv, err := startServer(&config{
+		ParkedWorkers:     &noParking,
 		Listen:            "127.0.0.1:0",
 		HostKey:           filepath.Join(dir, "host_key"),
 		TrustedUserCAKeys: filepath.Join(dir, "ca.pub"),

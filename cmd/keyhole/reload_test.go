@@ -25,6 +25,7 @@ type reloadEnv struct {
 	dir, pdir, sandbox string
 	srv                *running
 	client             *gossh.ClientConfig
+	audit              *testenv.AuditTail
 }
 
 func startReloadEnv(t *testing.T) *reloadEnv {
@@ -103,10 +104,14 @@ func (e *reloadEnv) run(script string) (int, string, error) {
 	return 0, stderr.String(), nil
 }
 
-// auditEvents reads the audit log.
+// auditEvents reads the audit log, parsing only what was added since the
+// last call: sessions write to it all the while.
 func (e *reloadEnv) auditEvents(t *testing.T) []map[string]any {
 	t.Helper()
-	return testenv.ReadAudit(t, filepath.Join(e.dir, "audit.log"))
+	if e.audit == nil {
+		e.audit = &testenv.AuditTail{Path: filepath.Join(e.dir, "audit.log")}
+	}
+	return e.audit.Events(t)
 }
 
 // waitFor polls cond for up to 30 seconds.

@@ -8,7 +8,7 @@ package main
 // ran (the host could not be reached, refused the login or the host key,
 // the run timed out, or nothing could start), as ssh does.
 //
-// Several destinations, or --hosts: a fan-out; see runFleet.
+// Several destinations, --hosts or --inventory: a fan-out; see runFleet.
 
 import (
 	"bufio"
@@ -26,6 +26,7 @@ import (
 )
 
 const runSynopsis = `run [flags] (-e CODE | SCRIPT) DEST...
+       run [flags] (-e CODE | SCRIPT) --inventory FILE [--limit PATTERN]
 
 DEST is [user@]host[:port]. SCRIPT is a file ("-" for stdin). Flags may come
 before or after the destinations.
@@ -36,7 +37,11 @@ and the exit status is the script's: 0 ok, 1 script error, 2 syntax error,
 (the host could not be reached, refused the login or its host key, or
 nothing could start).
 
-Several destinations or --hosts: output prefixed by host (or --group, or
+--inventory reads an Ansible inventory (INI, YAML or a plain list) and
+--limit selects its hosts with Ansible's patterns (default all; @FILE reads
+a --failed-to file); --list-hosts prints the hosts selected and runs nothing.
+
+Several destinations, --hosts or --inventory: output prefixed by host (or --group, or
 --json), a summary on stderr, and the exit status 0 when every host ended
 ok, 3 when some did not, 4 when nothing could start, 2 on a usage error.`
 
@@ -47,8 +52,10 @@ const exitConnect = 255
 type runFlags struct {
 	identities, knownHosts, args stringList
 	jump, code, login, hosts     string
-	failedTo                     string
+	failedTo, inventory, limit   string
 	asJSON, group, noAgent       bool
+	listHosts                    bool
+	dryRun                       bool
 	parallel                     int
 	connectTimeout, timeout      time.Duration
 }
@@ -63,6 +70,10 @@ func (r *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&r.timeout, "timeout", 0, "bound on each script's run; 0 means none on one host, 5m over several")
 	fs.BoolVar(&r.group, "group", false, "print identical outputs once, with their hosts")
 	fs.StringVar(&r.failedTo, "failed-to", "", "write the hosts that did not end ok to `file`, one a line")
+	fs.StringVar(&r.inventory, "inventory", "", "Ansible inventory `file` (INI, YAML or a plain list); makes a fan-out")
+	fs.StringVar(&r.limit, "limit", "all", "Ansible host `pattern` selecting the inventory's hosts; @FILE reads a --failed-to file")
+	fs.BoolVar(&r.listHosts, "list-hosts", false, "print the hosts selected and run nothing")
+	fs.BoolVar(&r.dryRun, "dry-run", false, "authorize and audit every operation, read, and change nothing (no write, program or service action)")
 }
 
 // registerConnect registers the flags of how to connect, which keyhole
@@ -117,10 +128,25 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["limit"] && rf.inventory == "" {
+		return &usageError{"--limit selects from an --inventory; give --inventory FILE"}
+	}
+	if rf.inventory != "" && rf.hosts != "" {
+		return &usageError{"--inventory and --hosts do not go together"}
+	}
+	if rf.listHosts && rf.inventory == "" && rf.hosts == "" {
+		return &usageError{"--list-hosts lists the hosts of --inventory or --hosts"}
+	}
 	var script string
-	if set["e"] {
+	switch {
+	case set["e"]:
 		script = rf.code
-	} else {
+	case rf.listHosts:
+		// The hosts are listed, nothing runs: a SCRIPT is not read.
+		if len(pos) > 0 {
+			pos = pos[1:]
+		}
+	default:
 		if len(pos) == 0 {
 			return &usageError{"no script: give -e CODE or a SCRIPT file"}
 		}
@@ -133,13 +159,16 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 			b, err = os.ReadFile(src)
 		}
 		if err != nil {
-			return fleetStartError(len(pos) > 1 || rf.hosts != "", &hinted{fmt.Errorf("script: %w", err),
+			return fleetStartError(len(pos) > 1 || rf.hosts != "" || rf.inventory != "", &hinted{fmt.Errorf("script: %w", err),
 				"the script comes before the destinations; or give its code with -e"})
 		}
 		script = string(b)
 	}
-	if len(pos) == 0 && rf.hosts == "" {
-		return &usageError{"no destination: give user@host[:port] or --hosts FILE"}
+	if len(pos) == 0 && rf.hosts == "" && rf.inventory == "" {
+		return &usageError{"no destination: give user@host[:port], --hosts FILE or --inventory FILE"}
+	}
+	if len(pos) > 0 && rf.inventory != "" {
+		return &usageError{fmt.Sprintf("%q: --inventory takes no destinations; select its hosts with --limit", pos[0])}
 	}
 	scriptArgs := map[string]any{}
 	for _, a := range rf.args {
@@ -159,7 +188,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return &usageError{"timeouts must be positive"}
 	}
 	cfg := rf.clientConfig()
-	fleet := len(pos) > 1 || rf.hosts != ""
+	fleet := len(pos) > 1 || rf.hosts != "" || rf.inventory != ""
 	if fleet {
 		return runFleet(ctx, &rf, cfg, pos, script, scriptArgs, stdout, stderr)
 	}
@@ -211,7 +240,7 @@ func runSingle(ctx context.Context, rf *runFlags, cfg client.Config, dest, scrip
 	defer c.Close()
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	opts := client.RunOptions{Args: args, Timeout: rf.timeout}
+	opts := client.RunOptions{Args: args, Timeout: rf.timeout, DryRun: rf.dryRun}
 	if !rf.asJSON {
 		opts.Print = func(s string) {
 			out.WriteString(s)

@@ -23,18 +23,26 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/keyhole-dev/keyhole/client"
+	"github.com/keyhole-dev/keyhole/client/inventory"
 )
 
-// targetSource is where the fan-out's hosts come from; an inventory and
-// its --limit patterns plug in here, yielding client.Targets.
+// targetSource is where the fan-out's hosts come from: destinations on
+// the command line and a --hosts file, or an inventory and its --limit
+// pattern.
 type targetSource struct {
 	dests     []string // destinations on the command line
 	hostsFile string   // --hosts
+	inventory string   // --inventory
+	limit     string   // --limit; "" means all
 }
 
 // targets returns the destinations, then the hosts file's, each once in
-// the order first given.
+// the order first given; or the inventory's hosts the limit selects, in
+// inventory order.
 func (s targetSource) targets(login string) ([]client.Target, error) {
+	if s.inventory != "" {
+		return s.inventoryTargets(login)
+	}
 	dests := append([]string(nil), s.dests...)
 	if s.hostsFile != "" {
 		lines, err := readHostsFile(s.hostsFile)
@@ -63,6 +71,44 @@ func (s targetSource) targets(login string) ([]client.Target, error) {
 		return nil, fmt.Errorf("no hosts in %s", s.hostsFile)
 	}
 	return out, nil
+}
+
+// inventoryTargets loads the inventory and maps the hosts the limit
+// selects to targets: named by their inventory name (what --failed-to
+// writes and --limit @FILE reads), dialed at ansible_host and
+// ansible_port, as ansible_user (else -l), through their ProxyJump (else
+// -J).
+func (s targetSource) inventoryTargets(login string) ([]client.Target, error) {
+	inv, err := inventory.Load(s.inventory)
+	if err != nil {
+		return nil, err
+	}
+	limit := s.limit
+	if limit == "" {
+		limit = "all"
+	}
+	hosts, err := inv.Select(limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]client.Target, 0, len(hosts))
+	for _, h := range hosts {
+		t := client.Target{Name: h.Name, Addr: h.Addr, Port: h.Port, User: h.User, Jump: h.Jump}
+		if t.User == "" {
+			t.User = login
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// listHosts prints the hosts a run would go to, as ansible --list-hosts
+// does, and runs nothing.
+func listHosts(w io.Writer, targets []client.Target) {
+	fmt.Fprintf(w, "  hosts (%d):\n", len(targets))
+	for _, t := range targets {
+		fmt.Fprintf(w, "    %s\n", displayLines(t.String())[0])
+	}
 }
 
 // readHostsFile reads a plain host list: one destination a line; blank
@@ -104,9 +150,15 @@ func runFleet(ctx context.Context, rf *runFlags, cfg client.Config, dests []stri
 	if rf.group && rf.asJSON {
 		return &usageError{"--group and --json do not go together"}
 	}
-	targets, err := targetSource{dests: dests, hostsFile: rf.hosts}.targets(rf.login)
+	src := targetSource{dests: dests, hostsFile: rf.hosts, inventory: rf.inventory, limit: rf.limit}
+	targets, err := src.targets(rf.login)
 	if err != nil {
 		return &startError{err}
+	}
+	if rf.listHosts {
+		w := bufio.NewWriter(stdout)
+		listHosts(w, targets)
+		return w.Flush()
 	}
 	d, err := client.NewDialer(cfg)
 	if err != nil {
@@ -143,7 +195,7 @@ func runFleet(ctx context.Context, rf *runFlags, cfg client.Config, dests []stri
 		}
 	}
 	results := d.FanOut(ctx, targets, script, client.FanOutOptions{
-		Args: args, Parallel: rf.parallel, RunTimeout: rf.timeout, Done: done,
+		Args: args, Parallel: rf.parallel, RunTimeout: rf.timeout, Done: done, DryRun: rf.dryRun,
 	})
 	if bar != nil {
 		bar.Finish()
@@ -156,18 +208,29 @@ func runFleet(ctx context.Context, rf *runFlags, cfg client.Config, dests []stri
 	}
 	sum := client.Summarize(results)
 	fmt.Fprintf(stderr, "keyhole: %s\n", sum)
-	if rf.failedTo != "" {
-		var b strings.Builder
-		for _, t := range sum.Failed {
-			b.WriteString(t.Name + "\n")
-		}
-		if err := writeFileAtomic(rf.failedTo, []byte(b.String()), 0o644); err != nil {
-			fmt.Fprintf(stderr, "keyhole: error: --failed-to: %v\n", err)
-			return exitStatus(client.ExitSomeFailed)
-		}
+	if err := writeFailedTo(rf.failedTo, sum.Failed, stderr); err != nil {
+		return err
 	}
 	if st := sum.ExitStatus(); st != 0 {
 		return exitStatus(st)
+	}
+	return nil
+}
+
+// writeFailedTo writes the names of the failed hosts to path, one a line,
+// for --limit @path; nothing when path is "". A file that cannot be
+// written is said on stderr and makes the run "some hosts failed".
+func writeFailedTo(path string, failed []client.Target, stderr io.Writer) error {
+	if path == "" {
+		return nil
+	}
+	var b strings.Builder
+	for _, t := range failed {
+		b.WriteString(t.Name + "\n")
+	}
+	if err := writeFileAtomic(path, []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintf(stderr, "keyhole: error: --failed-to: %v\n", err)
+		return exitStatus(client.ExitSomeFailed)
 	}
 	return nil
 }

@@ -6,15 +6,13 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 	"golang.org/x/sys/unix"
 
-	"github.com/keyhole-dev/keyhole/audit"
 	"github.com/keyhole-dev/keyhole/authz"
 	"github.com/keyhole-dev/keyhole/keys"
 	"github.com/keyhole-dev/keyhole/metrics"
@@ -27,6 +25,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addrFile := fs.String("addr-file", "", "write the listening address to this `file` once listening")
 	metricsAddrFile := fs.String("metrics-addr-file", "", "write the metrics endpoint's address to this `file` once listening")
 	checks := addServeChecks(fs)
+	logFormat := fs.String("log-format", "", "server log `format`: text or json (default: text on a terminal, json otherwise)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -36,6 +35,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if checks.checkConfig != "" {
 		return checks.run(ctx, stdout, stderr)
 	}
+	if err := checkLogFormat(*logFormat); err != nil {
+		return err
+	}
 	if *cfgPath == "" {
 		return &usageError{"serve needs --config FILE"}
 	}
@@ -43,6 +45,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	cfg.logFormat = *logFormat
 	srv, err := startServer(cfg, stderr)
 	if err != nil {
 		return err
@@ -92,16 +95,21 @@ type running struct {
 	ln      net.Listener
 	hostKey gossh.PublicKey
 	srv     *sshserver.Server
-	audit   *audit.Writer
+	audit   *auditOutputs
 	errc    chan error // the first error that stops the server: SSH's or the metrics endpoint's
 	policy  *authz.Store
 	metrics *metrics.Server // nil without metrics_listen
+	log     *logrus.Logger
+	grace   time.Duration // shutdown_grace (shutdown.go)
 
 	// hup receives SIGHUP from startServer on (so a HUP that arrives once
 	// the address is written is never fatal); wait runs every onHUP
 	// function for each one, in order. Reloading never stops the server.
 	hup   chan os.Signal
 	onHUP []func()
+	// usr1 receives SIGUSR1 (reopen the audit log), term SIGTERM and
+	// SIGINT (shutdown.go).
+	usr1, term chan os.Signal
 	// stopWatch ends the policy directory watcher; watchDone is closed
 	// when it has returned.
 	stopWatch context.CancelFunc
@@ -110,9 +118,11 @@ type running struct {
 
 func (r *running) addr() string { return r.ln.Addr().String() }
 
-// wait blocks until the server fails or ctx ends, then calls onStop (if
-// any) and returns.
+// wait blocks until the server fails, or ctx ends or SIGTERM or SIGINT
+// comes; then it calls onStop (if any), stops the server gracefully
+// (shutdown.go) and returns.
 func (r *running) wait(ctx context.Context, onStop func()) error {
+	terms := 0
 	for {
 		select {
 		case err := <-r.errc:
@@ -121,17 +131,23 @@ func (r *running) wait(ctx context.Context, onStop func()) error {
 			for _, f := range r.onHUP {
 				f()
 			}
+		case <-r.usr1:
+			r.reopenAudit()
+		case <-r.term:
+			terms++
 		case <-ctx.Done():
+		}
+		if terms > 0 || ctx.Err() != nil {
 			if onStop != nil {
 				onStop()
 			}
-			return nil
+			return r.shutdown(terms)
 		}
 	}
 }
 
 func (r *running) close() {
-	signal.Stop(r.hup)
+	r.stopSignals()
 	r.stopWatch()
 	<-r.watchDone
 	_ = r.srv.Close()
@@ -165,17 +181,12 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
-	aw, err := audit.Open(cfg.AuditLog)
-	if err != nil {
-		return nil, err
-	}
-	log := logrus.New()
-	log.SetOutput(stderr)
+	log := newServerLog(stderr, cfg.logFormat)
 	m := newMetrics(cfg) // nil: no metrics endpoint
 	if m != nil {
 		m.PolicyLoaded(ps.Version())
 	}
-	aw.Notify(func(err error) {
+	aw, err := openAudit(cfg, func(err error) {
 		m.AuditWritable(err == nil)
 		if err != nil {
 			log.WithError(err).Error("audit log unwritable: operations stopped, new sessions refused")
@@ -183,8 +194,11 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 			log.Info("audit log writable again")
 		}
 	})
+	if err != nil {
+		return nil, err
+	}
 	raiseNoFile(log)
-	storeOpts := authz.StoreOptions{Audit: aw, Log: log}
+	storeOpts := authz.StoreOptions{Audit: aw.sink, Log: log}
 	if m != nil {
 		storeOpts.OnReload = m.PolicyReloaded
 	}
@@ -201,7 +215,7 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 		HostSigners: signers,
 		Auth:        auth,
 		Policy:      store,
-		Audit:       aw,
+		Audit:       aw.sink,
 		Log:         log,
 		Worker:      worker,
 		Limits: sshserver.Limits{
@@ -241,7 +255,7 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 	// errc has room for both senders: Serve's end and the metrics
 	// endpoint's failure.
 	r := &running{ln: ln, hostKey: hostKey.PublicKey(), srv: srv, audit: aw, errc: make(chan error, 2), policy: store,
-		hup: make(chan os.Signal, 1)}
+		log: log, grace: shutdownGrace(cfg)}
 	if r.metrics, err = startMetrics(cfg, m, r.errc); err != nil {
 		_ = ln.Close()
 		_ = srv.Close()
@@ -249,8 +263,9 @@ func startServer(cfg *config, stderr io.Writer) (*running, error) {
 		return nil, err
 	}
 	// SIGHUP reloads the policy (and whatever else registers in onHUP);
-	// a file change in policy_dir reloads it too.
-	signal.Notify(r.hup, syscall.SIGHUP)
+	// a file change in policy_dir reloads it too. SIGUSR1, SIGTERM and
+	// SIGINT: shutdown.go.
+	r.notifySignals()
 	r.onHUP = append(r.onHUP, func() { _, _, _ = store.Reload(authz.TriggerSignal) })
 	var watchCtx context.Context
 	watchCtx, r.stopWatch = context.WithCancel(context.Background())

@@ -1,8 +1,9 @@
 package testenv
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -54,11 +55,16 @@ type Options struct {
 	WorkerPool int
 	// WorkerParked is Config.WorkerParked.
 	WorkerParked int
+	// Observer is Config.Observer.
+	Observer sshserver.Observer
 	// ServiceManager is Config.ServiceManager.
 	ServiceManager []string
 	// AuditPath is where the audit log is written; "" means audit.log in
 	// the test's directory.
 	AuditPath string
+	// AuditWriter, if set, is the audit log instead of a file at
+	// AuditPath (Env.Audit then reads nothing); the test closes it.
+	AuditWriter *audit.Writer
 }
 
 // Start builds keys with ssh-keygen, writes the sandbox and policies and
@@ -104,9 +110,11 @@ func Start(t testing.TB, opts Options) *Env {
 	if opts.AuditPath != "" {
 		e.AuditPath = opts.AuditPath
 	}
-	aw, err := audit.Open(e.AuditPath)
-	if err != nil {
-		t.Fatal(err)
+	aw := opts.AuditWriter
+	if aw == nil {
+		if aw, err = audit.Open(e.AuditPath); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if opts.Log != nil {
 		aw.Notify(func(err error) {
@@ -130,6 +138,7 @@ func Start(t testing.TB, opts Options) *Env {
 		Worker:       worker,
 		WorkerPool:   opts.WorkerPool,
 		WorkerParked: opts.WorkerParked,
+		Observer:     opts.Observer,
 		Log:          opts.Log,
 
 		ServiceManager: opts.ServiceManager,
@@ -182,22 +191,48 @@ func (e *Env) Audit(t testing.TB) []map[string]any {
 // line that is not JSON fails the test.
 func ReadAudit(t testing.TB, path string) []map[string]any {
 	t.Helper()
-	f, err := os.Open(path)
+	return (&AuditTail{Path: path}).Events(t)
+}
+
+// AuditTail reads an audit log as it grows: each Events call parses only
+// the lines completed since the one before, so a test that polls a log
+// many sessions write to does not parse it whole each time. Not safe for
+// concurrent use.
+type AuditTail struct {
+	Path   string
+	off    int64
+	events []map[string]any
+}
+
+// Events returns every complete line of the log so far, decoded. A last
+// line with no newline yet is being written and is left for the next call.
+func (a *AuditTail) Events(t testing.TB) []map[string]any {
+	t.Helper()
+	f, err := os.Open(a.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("audit line %q: %v", sc.Text(), err)
-		}
-		out = append(out, m)
+	b, err := io.ReadAll(io.NewSectionReader(f, a.off, 1<<62))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	i := bytes.LastIndexByte(b, '\n')
+	if i < 0 {
+		return a.events
+	}
+	for _, line := range bytes.Split(b[:i], []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		a.events = append(a.events, m)
+	}
+	a.off += int64(i + 1)
+	return a.events
 }
 
 // WaitAudit polls the audit log until match returns true for some event or

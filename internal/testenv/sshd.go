@@ -46,12 +46,15 @@ type SSHDOptions struct {
 	// the login user's shell start-up files (~/.bashrc) are not read:
 	// what they cost is the machine's, not OpenSSH's.
 	Home string
+	// Sftp serves subsystem sftp with sshd's in-process internal-sftp.
+	Sftp bool
 }
 
 // SSHD is a running OpenSSH sshd.
 type SSHD struct {
 	Addr       string // 127.0.0.1:port
 	KnownHosts string // a known_hosts file naming its host key
+	Pid        int    // the listening sshd's process id
 	log        *lockedBuffer
 }
 
@@ -103,6 +106,9 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 	if opts.Home != "" {
 		conf = append(conf, "SetEnv HOME="+opts.Home)
 	}
+	if opts.Sftp {
+		conf = append(conf, "Subsystem sftp internal-sftp")
+	}
 	confPath := filepath.Join(opts.Dir, "sshd_config")
 	must(t, os.WriteFile(confPath, []byte(strings.Join(conf, "\n")+"\n"), 0o600))
 	args := []string{"-D", "-e", "-f", confPath}
@@ -148,7 +154,7 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 	host, port, _ := net.SplitHostPort(addr)
 	kh := filepath.Join(opts.Dir, "sshd_known_hosts")
 	must(t, os.WriteFile(kh, []byte("["+host+"]:"+port+" "+string(gossh.MarshalAuthorizedKey(hk))), 0o644))
-	return &SSHD{Addr: addr, KnownHosts: kh, log: log}
+	return &SSHD{Addr: addr, KnownHosts: kh, Pid: cmd.Process.Pid, log: log}
 }
 
 // lockedBuffer collects a process's output.

@@ -65,6 +65,10 @@
 // at its size, so the worker cannot truncate it under the server's
 // mapping.
 //
+// fs.cat passes open files, not bytes: the worker sends a descriptor on a
+// unix socket pair (descriptor FDSocketFD) and then a Cat message; the
+// server streams the file and answers with CatDone (cat.go).
+//
 // A frame is a 4-byte big-endian payload length, a 1-byte message type and
 // the payload. Print payloads are the raw bytes the script printed (they
 // need not be UTF-8); every other payload is one JSON object, decoded

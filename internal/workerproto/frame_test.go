@@ -86,7 +86,7 @@ func TestBadFrames(t *testing.T) {
 		{"truncated-payload", frame(10, 3, "abc"), "truncated print frame"},
 		{"unknown-type-zero", frame(0, 0, ""), "unknown frame type 0"},
 		{"unknown-type-high", frame(0, 200, ""), "unknown frame type 200"},
-		{"unknown-type-past-sync", frame(0, 9, ""), "unknown frame type 9"},
+		{"unknown-type-past-cat-done", frame(0, 11, ""), "unknown frame type 11"},
 		{"too-large", frame(1<<31, 3, ""), "frame too large"},
 		{"max-length", frame(0xffffffff, 2, ""), "frame too large"},
 	}

@@ -29,7 +29,7 @@ const (
 	// audit log. Its payload is empty.
 	TypeSync Type = 8 // worker → server: empty
 
-	typeLast = TypeSync
+	typeLast = TypeCatDone // cat.go
 )
 
 func (t Type) String() string {
@@ -50,6 +50,10 @@ func (t Type) String() string {
 		return "confirm"
 	case TypeSync:
 		return "sync"
+	case TypeCat:
+		return "cat"
+	case TypeCatDone:
+		return "cat-done"
 	}
 	return "unknown"
 }
@@ -73,6 +77,10 @@ type Start struct {
 	// ServiceManager is the command svc.* runs (hostops.Host's field of
 	// that name); empty means hostops.DefaultServiceManager().
 	ServiceManager []string `json:"service_manager,omitempty"`
+	// DryRun runs the script as a dry run (hostops.Host's field of that
+	// name): every operation is decided and audited, reads read, and
+	// nothing that changes the host is done.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // Limits are the limits of one script. Zero means the runtime's default,
