@@ -35,6 +35,19 @@ type HostOutput struct {
 	Error         *outcome.Error `json:"error" jsonschema:"why the host did not end ok; null when it did"`
 	Denied        []Denial       `json:"denied" jsonschema:"every operation the policy denied, caught by the script or not"`
 	DurationMS    int64          `json:"duration_ms"`
+	// DryRun says the host ran the script as a dry run.
+	DryRun bool `json:"dry_run"`
+	// Operations, in a dry run, lists every operation the script asked
+	// for, allowed or not, in order: what it would have done.
+	Operations []Operation `json:"operations,omitempty" jsonschema:"in a dry run: every operation in order, allowed or not"`
+}
+
+// Operation is one authorized operation of a dry run.
+type Operation struct {
+	Action   string   `json:"action"`
+	Resource string   `json:"resource"`
+	Allow    bool     `json:"allow"`
+	Policies []string `json:"policies"`
 }
 
 // Denial is one denied operation.
@@ -69,6 +82,7 @@ func (s *Server) runScript(ctx context.Context, req *mcp.CallToolRequest, in Run
 		Args:       in.Args,
 		Parallel:   s.cfg.Parallel,
 		RunTimeout: timeout,
+		DryRun:     in.DryRun,
 		Done: func(r client.HostResult) {
 			done++
 			if token == nil || req.Session == nil {
@@ -162,12 +176,15 @@ func (s *Server) hostOutput(r client.HostResult) HostOutput {
 		}
 		o.Stdout, o.Truncated = capLines(res.Output, s.cfg.MaxStdout)
 		o.Error = res.Error
-		for _, d := range res.Denied() {
-			pol := d.Policies
-			if pol == nil {
-				pol = []string{}
+		o.DryRun = res.Stats.DryRun
+		if o.DryRun {
+			o.Operations = make([]Operation, 0, len(res.Decisions))
+			for _, d := range res.Decisions {
+				o.Operations = append(o.Operations, Operation{Action: d.Action, Resource: d.Resource, Allow: d.Allow, Policies: nonNil(d.Policies)})
 			}
-			o.Denied = append(o.Denied, Denial{Action: d.Action, Resource: d.Resource, Policies: pol})
+		}
+		for _, d := range res.Denied() {
+			o.Denied = append(o.Denied, Denial{Action: d.Action, Resource: d.Resource, Policies: nonNil(d.Policies)})
 		}
 	} else if r.Err != nil {
 		kind := strings.ToUpper(string(r.Outcome))
@@ -203,4 +220,11 @@ func capLines(lines []string, max int) (string, bool) {
 		b.WriteByte('\n')
 	}
 	return b.String(), false
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

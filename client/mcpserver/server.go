@@ -166,6 +166,7 @@ const runScriptDescription = `Run one Starlark script on each selected host, in 
 hosts: an Ansible pattern over the inventory ("web", "web:&eu", "all:!db*", "web0[1:3]") or a list of patterns/host names.
 The script has no shell and no imports. Modules: fs.read(path), fs.tail(path, n), fs.grep(path, pattern), fs.list(dir), fs.stat(path), fs.write(path, data), proc.run([argv...]), svc.status/restart(name), host.hostname(), json.encode/decode, args (the call's args, a dict).
 print() output comes back as stdout; result(value) sets a structured result.
+dry_run: true runs the script changing nothing (writes, proc.run and svc actions are authorized, audited and skipped; reads happen; host.dry_run is True) and lists every operation with allow and policies: try a change first with it.
 Every operation is authorized by the host's policy. A denied one raises ACCESS_DENIED; wrap a call as value, err = catch(fn, *args) to observe it (err.kind, err.message, err.action, err.resource, err.policies) and go on. allowed(action, path) asks first.
 Error kinds: ACCESS_DENIED (policy said no: do not retry, report it or take another way), NOT_FOUND, INVALID_ARGUMENT (fix the call), IO_ERROR, LIMIT_EXCEEDED (steps, time, memory, output: do less per call), SCRIPT_ERROR (a bug in the script), SYNTAX_ERROR (the message has the line), INTERNAL; and per host, when no script ran: UNREACHABLE, AUTH_REFUSED, HOST_KEY_MISMATCH, HOST_KEY_UNKNOWN, TIMED_OUT, FAILED.
 Each host returns outcome, exit (0 ok, 1 script error, 2 syntax error, 13 access denied, 124 limit exceeded, 125 internal; null when no script ran), result (at most 64 KiB of JSON, else null and result_dropped), stdout (at most 16 KiB, else truncated), error, denied (every denied operation, caught or not), duration_ms. isError is set when any host did not end ok.
@@ -179,6 +180,7 @@ type RunScriptInput struct {
 	Script  string         `json:"script" jsonschema:"the Starlark script"`
 	Args    map[string]any `json:"args,omitempty" jsonschema:"the script's args: a JSON object, seen by the script as the frozen dict args"`
 	Timeout float64        `json:"timeout,omitempty" jsonschema:"seconds each host's script may run (default: the server's, at most 3600)"`
+	DryRun  bool           `json:"dry_run,omitempty" jsonschema:"run as a dry run: every operation is authorized and audited, reads happen, and no write, program or service action is performed; operations lists what the script would do"`
 }
 
 // Hosts is a pattern, or a list of patterns or host names.

@@ -88,7 +88,7 @@ func TestToolsListed(t *testing.T) {
 		}
 	}
 	in, _ := json.Marshal(run.InputSchema)
-	for _, want := range []string{`"hosts"`, `"anyOf"`, `"script"`, `"args"`, `"timeout"`, `"required":["hosts","script"]`} {
+	for _, want := range []string{`"hosts"`, `"anyOf"`, `"script"`, `"args"`, `"timeout"`, `"dry_run"`, `"required":["hosts","script"]`} {
 		if !strings.Contains(string(in), want) {
 			t.Errorf("run_script input schema lacks %s: %s", want, in)
 		}
@@ -287,6 +287,7 @@ func TestRunScriptBadInput(t *testing.T) {
 		{"timeout-negative", map[string]any{"hosts": "web", "script": "print(1)", "timeout": -1}, "timeout"},
 		{"args-not-object", map[string]any{"hosts": "web", "script": "print(1)", "args": "x"}, "args"},
 		{"unknown-field", map[string]any{"hosts": "web", "script": "print(1)", "dryrun": true}, "dryrun"},
+		{"dry-run-not-bool", map[string]any{"hosts": "web", "script": "print(1)", "dry_run": "yes"}, "dry_run"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
