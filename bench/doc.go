@@ -25,7 +25,7 @@
 //     sftp (get, put) and scp (download) through keyhole's sftp subsystem
 //     and OpenSSH's internal-sftp;
 //   - TestMCPVsRun (KEYHOLE_MCP_VS_RUN=40) compares one run_script call of
-//     keyhole mcp with keyhole run's fan-out to the same hosts.
+//     keyhole mcp with keyhole run to the same hosts.
 //
 // These tests and the bulk benchmark skip at once unless their variable
 // is set.

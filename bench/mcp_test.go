@@ -23,11 +23,12 @@ import (
 // ("40"); unset, the test skips.
 const mcpVsRunEnv = "KEYHOLE_MCP_VS_RUN"
 
-// TestMCPVsRun compares one run_script call to N hosts with the fan-out
-// keyhole run makes to the same hosts (client.Dialer.FanOut, 20 at
-// once): through keyhole mcp as its own process (the binary built here,
-// started once, as an agent's client keeps it), and through the MCP
-// server in-process (the protocol layer alone). The hosts are N names of
+// TestMCPVsRun compares one run_script call to N hosts with keyhole run
+// to the same hosts (20 at once): keyhole run --inventory as a process
+// per run, and its fan-out in-process (client.Dialer.FanOut, already
+// started); run_script through keyhole mcp as its own process (the
+// binary built here, started once, as an agent's client keeps it), and
+// through the MCP server in-process (the protocol layer alone). The hosts are N names of
 // one keyhole serve process on loopback. Five runs each, alternating;
 // the best and the median of each are reported.
 func TestMCPVsRun(t *testing.T) {
@@ -69,6 +70,19 @@ permit (principal, action == Keyhole::Action::"read", resource in Keyhole::Dir::
 		el := time.Since(start)
 		if s := client.Summarize(res); s.ExitStatus() != 0 {
 			t.Fatalf("fan-out: %s: %v", s, res[0].Err)
+		}
+		return el
+	}
+
+	// keyhole run, the binary, one process per run as a person runs it.
+	runProcess := func() time.Duration {
+		cmd := exec.Command(filepath.Join(fx.dir, "keyhole"), "run", "--inventory", invPath, "-f", strconv.Itoa(par),
+			"-i", fx.key, "--known-hosts", fx.knownHosts, "--no-agent", "-e", script, "--arg", "p="+file)
+		start := time.Now()
+		b, err := cmd.Output()
+		el := time.Since(start)
+		if err != nil || strings.Count(string(b), "a small file of 29 bytes....") != n {
+			t.Fatalf("keyhole run: %v\n%s", err, b)
 		}
 		return el
 	}
@@ -126,7 +140,8 @@ permit (principal, action == Keyhole::Action::"read", resource in Keyhole::Dir::
 		run  func() time.Duration
 		took []time.Duration
 	}{
-		{name: "fan-out (keyhole run)", run: fanOut},
+		{name: "fan-out (keyhole run's, in-process)", run: fanOut},
+		{name: "keyhole run --inventory, a process", run: runProcess},
 		{name: "run_script, keyhole mcp process", run: call(procSession)},
 		{name: "run_script, in-process", run: call(inSession)},
 	}
@@ -143,7 +158,7 @@ permit (principal, action == Keyhole::Action::"read", resource in Keyhole::Dir::
 	load, _ := os.ReadFile("/proc/loadavg")
 	base := median(ways[0].took)
 	for _, w := range ways {
-		t.Logf("%d hosts, %d at once: %-32s best %v median %v (%.2fx the fan-out's median)", n, par, w.name,
+		t.Logf("%d hosts, %d at once: %-36s best %v median %v (%.2fx the fan-out's median)", n, par, w.name,
 			best(w.took).Round(time.Millisecond), median(w.took).Round(time.Millisecond), float64(median(w.took))/float64(base))
 	}
 	t.Logf("load %s", strings.Fields(string(load))[0])
