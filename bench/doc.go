@@ -23,7 +23,9 @@
 //     100 MiB bulk read to stdout (fs.cat) with "ssh host cat" on sshd;
 //   - TestSftpThroughput (KEYHOLE_SFTP_BENCH=5) moves 100 MiB with the stock
 //     sftp (get, put) and scp (download) through keyhole's sftp subsystem
-//     and OpenSSH's internal-sftp.
+//     and OpenSSH's internal-sftp;
+//   - TestMCPVsRun (KEYHOLE_MCP_VS_RUN=40) compares one run_script call of
+//     keyhole mcp with keyhole run to the same hosts.
 //
 // These tests and the bulk benchmark skip at once unless their variable
 // is set.

@@ -31,6 +31,7 @@ commands:
   ca                    run a certificate authority: init, sign, revoke
   run                   run a script on one host or many (keyhole's client)
   push                  push files to one host or many through sftp, skipping those already there
+  mcp                   serve an agent over MCP (stdio): run_script, list_hosts
   version               print the version
 
 run "keyhole <command> --help" for a command's flags
@@ -109,6 +110,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runExit(cmdRun(ctx, args[1:], os.Stdin, stdout, stderr), stderr)
 	case "push":
 		return pushExit(cmdPush(ctx, args[1:], stdout, stderr), stderr)
+	case "mcp":
+		err = inCommand("mcp", cmdMCP(ctx, args[1:], os.Stdin, stdout, stderr))
 	case "worker": // hidden: the per-script worker process the server starts
 		return cmdWorker(args[1:], stderr)
 	case "version", "--version":

@@ -43,6 +43,7 @@ func TestScripts(t *testing.T) {
 			"freeport":  cmdFreePort,
 			"waitmatch": cmdWaitMatch,
 			"httpget":   cmdHTTPGet,
+			"mcpcall":   cmdMCPCall,
 		},
 	})
 }

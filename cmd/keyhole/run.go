@@ -61,17 +61,12 @@ type runFlags struct {
 }
 
 func (r *runFlags) register(fs *flag.FlagSet) {
-	fs.Var(&r.identities, "i", "private key `file` (repeatable); its certificate <file>-cert.pub is used too; default ~/.ssh/id_ed25519, id_ecdsa, id_rsa")
-	fs.StringVar(&r.jump, "J", "", "ProxyJump `chain`: [user@]host[:port][,…] of OpenSSH bastions")
-	fs.Var(&r.knownHosts, "known-hosts", "known_hosts `file` (repeatable); default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts")
+	r.registerConnect(fs)
 	fs.StringVar(&r.code, "e", "", "the script's `code`, instead of a SCRIPT file")
 	fs.Var(&r.args, "arg", "script argument `key=value` (repeatable), a string in args")
 	fs.BoolVar(&r.asJSON, "json", false, "print the structured result (one JSON line per host over several hosts)")
-	fs.StringVar(&r.login, "l", "", "login `user` for destinations that name none; default the local user")
-	fs.BoolVar(&r.noAgent, "no-agent", false, "do not use the ssh-agent at SSH_AUTH_SOCK")
 	fs.StringVar(&r.hosts, "hosts", "", "`file` of destinations, one a line (# comments); makes a fan-out")
 	fs.IntVar(&r.parallel, "f", client.DefaultParallel, "hosts run at once (`N`)")
-	fs.DurationVar(&r.connectTimeout, "connect-timeout", client.DefaultConnectTimeout, "bound on each TCP connection and SSH handshake")
 	fs.DurationVar(&r.timeout, "timeout", 0, "bound on each script's run; 0 means none on one host, 5m over several")
 	fs.BoolVar(&r.group, "group", false, "print identical outputs once, with their hosts")
 	fs.StringVar(&r.failedTo, "failed-to", "", "write the hosts that did not end ok to `file`, one a line")
@@ -79,6 +74,26 @@ func (r *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.limit, "limit", "all", "Ansible host `pattern` selecting the inventory's hosts; @FILE reads a --failed-to file")
 	fs.BoolVar(&r.listHosts, "list-hosts", false, "print the hosts selected and run nothing")
 	fs.BoolVar(&r.dryRun, "dry-run", false, "authorize and audit every operation, read, and change nothing (no write, program or service action)")
+}
+
+// registerConnect registers the flags of how to connect, which keyhole
+// mcp shares: identities, known hosts, bastions, login, agent, connect
+// timeout.
+func (r *runFlags) registerConnect(fs *flag.FlagSet) {
+	fs.Var(&r.identities, "i", "private key `file` (repeatable); its certificate <file>-cert.pub is used too; default ~/.ssh/id_ed25519, id_ecdsa, id_rsa")
+	fs.StringVar(&r.jump, "J", "", "ProxyJump `chain`: [user@]host[:port][,…] of OpenSSH bastions")
+	fs.Var(&r.knownHosts, "known-hosts", "known_hosts `file` (repeatable); default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts")
+	fs.StringVar(&r.login, "l", "", "login `user` for destinations that name none; default the local user")
+	fs.BoolVar(&r.noAgent, "no-agent", false, "do not use the ssh-agent at SSH_AUTH_SOCK")
+	fs.DurationVar(&r.connectTimeout, "connect-timeout", client.DefaultConnectTimeout, "bound on each TCP connection and SSH handshake")
+}
+
+// clientConfig is the client configuration the connect flags give.
+func (r *runFlags) clientConfig() client.Config {
+	return client.Config{
+		Identities: r.identities, KnownHosts: r.knownHosts, NoAgent: r.noAgent,
+		Jump: r.jump, ConnectTimeout: r.connectTimeout,
+	}
 }
 
 // parseInterleaved parses flags that may come before or after the
@@ -172,10 +187,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if rf.connectTimeout <= 0 || rf.timeout < 0 {
 		return &usageError{"timeouts must be positive"}
 	}
-	cfg := client.Config{
-		Identities: rf.identities, KnownHosts: rf.knownHosts, NoAgent: rf.noAgent,
-		Jump: rf.jump, ConnectTimeout: rf.connectTimeout,
-	}
+	cfg := rf.clientConfig()
 	fleet := len(pos) > 1 || rf.hosts != "" || rf.inventory != ""
 	if fleet {
 		return runFleet(ctx, &rf, cfg, pos, script, scriptArgs, stdout, stderr)

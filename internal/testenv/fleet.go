@@ -35,6 +35,8 @@ type HostOptions struct {
 	// Worker replaces the worker command; nil re-executes the test binary
 	// (see Main).
 	Worker func() *exec.Cmd
+	// ServiceManager is Config.ServiceManager: the command svc.* runs.
+	ServiceManager []string
 }
 
 // Host is a running server of a fleet.
@@ -80,6 +82,8 @@ func StartHost(t testing.TB, opts HostOptions) *Host {
 		Limits:      opts.Limits,
 		Worker:      wk,
 		WorkerPool:  pool,
+
+		ServiceManager: opts.ServiceManager,
 	})
 	if err != nil {
 		t.Fatal(err)
