@@ -25,7 +25,7 @@ import (
 const usage = `usage: keyhole <command> [flags]
 
 commands:
-  serve --config FILE   run the SSH server
+  serve --config FILE   run the SSH server (--check-config FILE: check a layout, listen on nothing)
   dev                   run a throwaway server with an example policy, no set-up
   policy                validate, check, test and explain a policy directory
   ca                    run a certificate authority: init, sign, revoke
