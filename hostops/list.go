@@ -25,26 +25,47 @@ const DefaultMaxListEntries = 100_000
 // out. A directory with more than the host's cap of entries is
 // LIMIT_EXCEEDED; a path that is not a directory is INVALID_ARGUMENT.
 func (h *Host) List(path string) ([]Entry, error) {
-	p, err := h.begin(actionList, path, refuseList)
+	_, dir, err := h.listDir(path)
 	if err != nil {
 		return nil, err
+	}
+	entries := make([]Entry, len(dir))
+	for i, d := range dir {
+		if d.ok {
+			entries[i] = Entry{Name: d.name, Type: entryType(d.st.Mode), Size: d.st.Size}
+		} else {
+			// Not stat'ed: the type getdents gave.
+			entries[i] = Entry{Name: d.name, Type: direntType(d.typ)}
+		}
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	return entries, nil
+}
+
+// listDir pins the directory at path and authorizes listing it (one
+// decision line), then reads its entries, each with its lstat relative to
+// the pinned directory; it returns the directory's canonical path. More
+// entries than the host's cap is LIMIT_EXCEEDED.
+func (h *Host) listDir(path string) (string, []dirEntry, error) {
+	p, err := h.begin(actionList, path, refuseList)
+	if err != nil {
+		return "", nil, err
 	}
 	defer p.close()
 	fd, err := p.reopen(unix.O_RDONLY | unix.O_DIRECTORY)
 	if err != nil {
-		return nil, sysError(actionList, p.path, err)
+		return "", nil, sysError(actionList, p.path, err)
 	}
 	defer unix.Close(fd)
 	limit := h.maxList()
 	entries, err := readDir(fd, limit)
 	if err == errTooMany {
-		return nil, opError(KindLimitExceeded, actionList, p.path, "more than "+strconv.Itoa(limit)+" entries")
+		return "", nil, opError(KindLimitExceeded, actionList, p.path, "more than "+strconv.Itoa(limit)+" entries")
 	}
 	if err != nil {
-		return nil, sysError(actionList, p.path, err)
+		return "", nil, sysError(actionList, p.path, err)
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
-	return entries, nil
+	return p.path, entries, nil
 }
 
 func (h *Host) maxList() int {
@@ -64,9 +85,19 @@ func refuseList(st *unix.Stat_t) string {
 // errTooMany: the directory has more entries than the cap.
 var errTooMany = errors.New("too many entries")
 
-// readDir reads the entries of the open directory fd, at most limit of them.
-func readDir(fd, limit int) ([]Entry, error) {
-	var entries []Entry
+// dirEntry is one entry of a directory read by readDir.
+type dirEntry struct {
+	name string
+	typ  uint8       // DT_*, from getdents
+	st   unix.Stat_t // the entry's lstat, when ok
+	ok   bool        // false: the entry exists but could not be stat'ed
+}
+
+// readDir reads the entries of the open directory fd, at most limit of
+// them, each lstat'ed relative to fd; an entry removed meanwhile is left
+// out.
+func readDir(fd, limit int) ([]dirEntry, error) {
+	var entries []dirEntry
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := retry(func() (int, error) { return unix.ReadDirent(fd, buf) })
@@ -80,10 +111,12 @@ func readDir(fd, limit int) ([]Entry, error) {
 			if d.name == "." || d.name == ".." {
 				continue
 			}
-			e, ok := describe(fd, d)
-			if !ok {
+			e := dirEntry{name: d.name, typ: d.typ}
+			err := unix.Fstatat(fd, d.name, &e.st, unix.AT_SYMLINK_NOFOLLOW)
+			if err == unix.ENOENT {
 				continue
 			}
+			e.ok = err == nil
 			if len(entries) == limit {
 				return nil, errTooMany
 			}
@@ -119,20 +152,6 @@ func parseDirents(buf []byte) []dirent {
 		buf = buf[reclen:]
 	}
 	return out
-}
-
-// describe lstats entry d of the directory fd. ok is false when the entry
-// has gone. An entry that cannot be stat'ed keeps the type getdents gave.
-func describe(fd int, d dirent) (Entry, bool) {
-	var st unix.Stat_t
-	err := unix.Fstatat(fd, d.name, &st, unix.AT_SYMLINK_NOFOLLOW)
-	if err == unix.ENOENT {
-		return Entry{}, false
-	}
-	if err != nil {
-		return Entry{Name: d.name, Type: direntType(d.typ)}, true
-	}
-	return Entry{Name: d.name, Type: entryType(st.Mode), Size: st.Size}, true
 }
 
 func entryType(mode uint32) string {

@@ -312,37 +312,22 @@ type Visible struct {
 // at its path with its own attributes. An entry whose name is not
 // canonical (a symlink) is decided at its own path, as Remove names it.
 func (h *Host) ListVisible(path string) ([]Visible, error) {
-	p, err := h.begin(actionList, path, refuseList)
+	dir, entries, err := h.listDir(path)
 	if err != nil {
 		return nil, err
-	}
-	defer p.close()
-	fd, err := p.reopen(unix.O_RDONLY | unix.O_DIRECTORY)
-	if err != nil {
-		return nil, sysError(actionList, p.path, err)
-	}
-	defer unix.Close(fd)
-	limit := h.maxList()
-	entries, err := readDir(fd, limit)
-	if err == errTooMany {
-		return nil, opError(KindLimitExceeded, actionList, p.path, "more than "+strconv.Itoa(limit)+" entries")
-	}
-	if err != nil {
-		return nil, sysError(actionList, p.path, err)
 	}
 	now := h.now()
 	out := make([]Visible, 0, len(entries))
 	for _, d := range entries {
-		var st unix.Stat_t
-		if err := unix.Fstatat(fd, d.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			continue // gone, or not describable: not shown
+		if !d.ok {
+			continue // not describable: not shown
 		}
-		full := path2(p.path, d.Name)
-		res := resourceOf(target{obj: &pinned{st: st}, name: full})
+		full := path2(dir, d.name)
+		res := resourceOf(target{obj: &pinned{st: d.st}, name: full})
 		if allow, _, _ := h.decide(actionStat, res, now); !allow {
 			continue
 		}
-		out = append(out, Visible{Name: d.Name, Info: infoOf(full, &st)})
+		out = append(out, Visible{Name: d.name, Info: infoOf(full, &d.st)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
