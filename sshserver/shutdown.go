@@ -157,13 +157,13 @@ func shuttingDown(ctx context.Context) bool {
 }
 
 // shutdownEnd is end, the end of a script run with ctx, said the way a
-// client should read it when Shutdown stopped the script: the worker only
-// knows its session ended, and a script stopped in the middle of an
-// operation may end with that operation's error (a program killed with
-// its process group is LIMIT_EXCEEDED). A script that ended well before
-// it was stopped keeps its end.
+// client should read it when Shutdown stopped the script (the run was
+// cancelled): the worker only knows its session ended, and a script
+// stopped in the middle of an operation may end with that operation's
+// error (a program killed with its process group is LIMIT_EXCEEDED). A
+// script that ended ok keeps its end.
 func shutdownEnd(ctx context.Context, end *worker.End) *worker.End {
-	if !shuttingDown(ctx) || end.Err == nil || !end.Cancelled && end.Err.Message != "session ended" {
+	if !shuttingDown(ctx) || !end.Cancelled || end.Err == nil {
 		return end
 	}
 	e := *end
