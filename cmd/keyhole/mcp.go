@@ -35,7 +35,7 @@ func parseMCPFlags(args []string, stdout io.Writer) (*mcpFlags, error) {
 	var mf mcpFlags
 	rf := &mf.runFlags
 	fs := newFlagSet("mcp", mcpSynopsis, stdout)
-	rf.registerConnect(fs)
+	rf.registerConnect(fs, "login `user` for destinations that name none; default the local user")
 	fs.StringVar(&mf.inventory, "inventory", "", "Ansible inventory `file` (INI, YAML or a plain list); without it, run_script takes [user@]host[:port] destinations")
 	fs.IntVar(&rf.parallel, "f", client.DefaultParallel, "hosts one call runs at once (`N`)")
 	fs.DurationVar(&rf.timeout, "timeout", client.DefaultRunTimeout, "bound on each host's script when a call gives none")

@@ -47,24 +47,20 @@ summary on stderr; exit 0 when every host ended ok, 3 when some did not,
 4 when nothing could start, 2 on a usage error.`
 
 type pushFlags struct {
-	identities, knownHosts, args stringList
-	jump, login, hosts, failedTo string
-	inventory, limit, mode       string
-	then, thenCode               string
-	asJSON, noAgent              bool
-	parallel                     int
-	connectTimeout, timeout      time.Duration
+	connectFlags
+	args                   stringList
+	hosts, failedTo        string
+	inventory, limit, mode string
+	then, thenCode         string
+	asJSON                 bool
+	parallel               int
+	timeout                time.Duration
 }
 
 func (p *pushFlags) register(fs *flag.FlagSet) {
-	fs.Var(&p.identities, "i", "private key `file` (repeatable); its certificate <file>-cert.pub is used too; default ~/.ssh/id_ed25519, id_ecdsa, id_rsa")
-	fs.StringVar(&p.jump, "J", "", "ProxyJump `chain`: [user@]host[:port][,…] of OpenSSH bastions")
-	fs.Var(&p.knownHosts, "known-hosts", "known_hosts `file` (repeatable); default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts")
-	fs.StringVar(&p.login, "l", "", "login `user` for --hosts lines and inventory hosts that name none; default the local user")
-	fs.BoolVar(&p.noAgent, "no-agent", false, "do not use the ssh-agent at SSH_AUTH_SOCK")
+	p.registerConnect(fs, "login `user` for --hosts lines and inventory hosts that name none; default the local user")
 	fs.StringVar(&p.hosts, "hosts", "", "`file` of destinations, one a line (# comments)")
 	fs.IntVar(&p.parallel, "f", client.DefaultParallel, "hosts pushed to at once (`N`)")
-	fs.DurationVar(&p.connectTimeout, "connect-timeout", client.DefaultConnectTimeout, "bound on each TCP connection and SSH handshake")
 	fs.DurationVar(&p.timeout, "timeout", 0, "bound on each host's push (hash check, uploads, --then); 0 means 5m")
 	fs.StringVar(&p.failedTo, "failed-to", "", "write the hosts that did not end ok to `file`, one a line")
 	fs.StringVar(&p.inventory, "inventory", "", "Ansible inventory `file` (INI, YAML or a plain list)")
@@ -249,10 +245,7 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return &startError{err}
 	}
-	d, err := client.NewDialer(client.Config{
-		Identities: pf.identities, KnownHosts: pf.knownHosts, NoAgent: pf.noAgent,
-		Jump: pf.jump, ConnectTimeout: pf.connectTimeout,
-	})
+	d, err := client.NewDialer(pf.clientConfig())
 	if err != nil {
 		return &startError{err}
 	}

@@ -50,18 +50,28 @@ ok, 3 when some did not, 4 when nothing could start, 2 on a usage error.`
 const exitConnect = 255
 
 type runFlags struct {
-	identities, knownHosts, args stringList
-	jump, code, login, hosts     string
-	failedTo, inventory, limit   string
-	asJSON, group, noAgent       bool
-	listHosts                    bool
-	dryRun                       bool
-	parallel                     int
-	connectTimeout, timeout      time.Duration
+	connectFlags
+	args                       stringList
+	code, hosts                string
+	failedTo, inventory, limit string
+	asJSON, group              bool
+	listHosts                  bool
+	dryRun                     bool
+	parallel                   int
+	timeout                    time.Duration
+}
+
+// connectFlags are the flags of how to connect, which run, push and mcp
+// share: identities, known hosts, bastions, login, agent, connect timeout.
+type connectFlags struct {
+	identities, knownHosts stringList
+	jump, login            string
+	noAgent                bool
+	connectTimeout         time.Duration
 }
 
 func (r *runFlags) register(fs *flag.FlagSet) {
-	r.registerConnect(fs)
+	r.registerConnect(fs, "login `user` for destinations that name none; default the local user")
 	fs.StringVar(&r.code, "e", "", "the script's `code`, instead of a SCRIPT file")
 	fs.Var(&r.args, "arg", "script argument `key=value` (repeatable), a string in args")
 	fs.BoolVar(&r.asJSON, "json", false, "print the structured result (one JSON line per host over several hosts)")
@@ -76,20 +86,18 @@ func (r *runFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&r.dryRun, "dry-run", false, "authorize and audit every operation, read, and change nothing (no write, program or service action)")
 }
 
-// registerConnect registers the flags of how to connect, which keyhole
-// mcp shares: identities, known hosts, bastions, login, agent, connect
-// timeout.
-func (r *runFlags) registerConnect(fs *flag.FlagSet) {
+// registerConnect registers the connect flags; loginHelp is -l's usage.
+func (r *connectFlags) registerConnect(fs *flag.FlagSet, loginHelp string) {
 	fs.Var(&r.identities, "i", "private key `file` (repeatable); its certificate <file>-cert.pub is used too; default ~/.ssh/id_ed25519, id_ecdsa, id_rsa")
 	fs.StringVar(&r.jump, "J", "", "ProxyJump `chain`: [user@]host[:port][,…] of OpenSSH bastions")
 	fs.Var(&r.knownHosts, "known-hosts", "known_hosts `file` (repeatable); default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts")
-	fs.StringVar(&r.login, "l", "", "login `user` for destinations that name none; default the local user")
+	fs.StringVar(&r.login, "l", "", loginHelp)
 	fs.BoolVar(&r.noAgent, "no-agent", false, "do not use the ssh-agent at SSH_AUTH_SOCK")
 	fs.DurationVar(&r.connectTimeout, "connect-timeout", client.DefaultConnectTimeout, "bound on each TCP connection and SSH handshake")
 }
 
 // clientConfig is the client configuration the connect flags give.
-func (r *runFlags) clientConfig() client.Config {
+func (r *connectFlags) clientConfig() client.Config {
 	return client.Config{
 		Identities: r.identities, KnownHosts: r.knownHosts, NoAgent: r.noAgent,
 		Jump: r.jump, ConnectTimeout: r.connectTimeout,
