@@ -246,14 +246,7 @@ func TestMetricsDoc(t *testing.T) {
 	if len(tomls) != 1 {
 		t.Fatalf("docs/metrics.md has %d toml blocks, want 1", len(tomls))
 	}
-	// The README has a walkthrough's config block and then the reference
-	// block with every key: the last one.
-	readme := readMetricsDoc(t, filepath.Join("..", "..", "README.md"))
-	rtomls := readme.blocks["toml"]
-	if len(rtomls) == 0 {
-		t.Fatal("README.md has no toml block")
-	}
-	for _, src := range []struct{ name, text string }{{"docs/metrics.md", tomls[0]}, {"README.md", rtomls[len(rtomls)-1]}} {
+	for _, src := range []struct{ name, text string }{{"docs/metrics.md", tomls[0]}, {"README.md", readmeConfig(t)}} {
 		var c config
 		md, err := toml.Decode(src.text, &c)
 		if err != nil {

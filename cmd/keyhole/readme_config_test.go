@@ -12,26 +12,20 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// readmeConfig returns the TOML config block of README's "Run a server".
+// readmeConfig returns README's reference config block: the TOML block
+// of its "Configuration" section, the one TestConfigDocsListEveryKey
+// checks against the config struct.
 func readmeConfig(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The section walks through a first config, then gives the reference
-	// block with every key: the last TOML block of the section.
-	_, sec, ok := strings.Cut(string(b), "## Run a server")
-	sec, _, _ = strings.Cut(sec, "\n## ")
-	i := strings.LastIndex(sec, "```toml\n")
-	if !ok || i < 0 {
-		t.Fatal("README.md has no TOML block under \"Run a server\"")
+	blocks := fencedBlocks(section(t, string(b), "### Configuration"), "toml")
+	if len(blocks) == 0 {
+		t.Fatal("README's Configuration section has no toml block")
 	}
-	block, _, ok2 := strings.Cut(sec[i+len("```toml\n"):], "```")
-	if !ok2 {
-		t.Fatal("README.md's TOML block under \"Run a server\" does not end")
-	}
-	return block
+	return blocks[0]
 }
 
 // TestREADMEConfigBlock decodes README's config block as serve does:
