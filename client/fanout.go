@@ -136,40 +136,46 @@ const (
 // timeout. When ctx is cancelled, the hosts running end and those not
 // started end at once, as Failed (TimedOut when ctx's deadline passed).
 func (d *Dialer) FanOut(ctx context.Context, targets []Target, script string, opts FanOutOptions) []HostResult {
-	par := opts.Parallel
-	if par <= 0 {
-		par = DefaultParallel
-	}
-	par = min(par, len(targets))
 	runTimeout := opts.RunTimeout
 	if runTimeout <= 0 {
 		runTimeout = DefaultRunTimeout
 	}
 	out := make([]HostResult, len(targets))
-	next := make(chan int)
 	var mu sync.Mutex // serializes opts.Done
+	eachBounded(len(targets), opts.Parallel, func(i int) {
+		hr := d.runOne(ctx, targets[i], script, opts.Args, runTimeout, opts.DryRun)
+		out[i] = hr
+		if opts.Done != nil {
+			mu.Lock()
+			opts.Done(hr)
+			mu.Unlock()
+		}
+	})
+	return out
+}
+
+// eachBounded calls f(i) for every i below n, at most par at once (par
+// <= 0 means DefaultParallel), and returns when every call has.
+func eachBounded(n, par int, f func(i int)) {
+	if par <= 0 {
+		par = DefaultParallel
+	}
+	next := make(chan int)
 	var wg sync.WaitGroup
-	for range par {
+	for range min(par, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				hr := d.runOne(ctx, targets[i], script, opts.Args, runTimeout, opts.DryRun)
-				out[i] = hr
-				if opts.Done != nil {
-					mu.Lock()
-					opts.Done(hr)
-					mu.Unlock()
-				}
+				f(i)
 			}
 		}()
 	}
-	for i := range targets {
+	for i := range n {
 		next <- i
 	}
 	close(next)
 	wg.Wait()
-	return out
 }
 
 // runOne connects to t, runs the script and closes the connection.

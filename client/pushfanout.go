@@ -89,47 +89,29 @@ type PushFanOutOptions struct {
 // order. Timeout (default DefaultRunTimeout) bounds each host's push
 // after its connection is made.
 func (d *Dialer) PushFanOut(ctx context.Context, targets []Target, files []PushFile, opts PushFanOutOptions) []PushHostResult {
-	par := opts.Parallel
-	if par <= 0 {
-		par = DefaultParallel
-	}
-	par = min(par, len(targets))
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultRunTimeout
 	}
 	out := make([]PushHostResult, len(targets))
-	next := make(chan int)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range par {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				po := opts.PushOptions
-				if opts.Progress != nil {
-					t := targets[i]
-					po.Progress = func(n int64) {
-						mu.Lock()
-						opts.Progress(t, n)
-						mu.Unlock()
-					}
-				}
-				r := d.pushOne(ctx, targets[i], files, po)
-				out[i] = r
-				if opts.Done != nil {
-					mu.Lock()
-					opts.Done(r)
-					mu.Unlock()
-				}
+	var mu sync.Mutex // serializes opts.Progress and opts.Done
+	eachBounded(len(targets), opts.Parallel, func(i int) {
+		po := opts.PushOptions
+		if opts.Progress != nil {
+			t := targets[i]
+			po.Progress = func(n int64) {
+				mu.Lock()
+				opts.Progress(t, n)
+				mu.Unlock()
 			}
-		}()
-	}
-	for i := range targets {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+		}
+		r := d.pushOne(ctx, targets[i], files, po)
+		out[i] = r
+		if opts.Done != nil {
+			mu.Lock()
+			opts.Done(r)
+			mu.Unlock()
+		}
+	})
 	return out
 }
 

@@ -337,12 +337,8 @@ func printPushHost(out *bufio.Writer, stderr io.Writer, r client.PushHostResult)
 // newBytesBar returns a progress bar over bytes on w when w is a
 // terminal, else nil.
 func newBytesBar(w io.Writer, total int64) *progressbar.ProgressBar {
-	f, ok := w.(*os.File)
+	f, ok := terminal(w)
 	if !ok {
-		return nil
-	}
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 		return nil
 	}
 	return progressbar.NewOptions64(total,

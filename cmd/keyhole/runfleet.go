@@ -235,14 +235,20 @@ func writeFailedTo(path string, failed []client.Target, stderr io.Writer) error 
 	return nil
 }
 
-// newBar returns a progress bar on w when w is a terminal, else nil.
-func newBar(w io.Writer, total int) *progressbar.ProgressBar {
+// terminal returns w as a file when it is a terminal.
+func terminal(w io.Writer) (*os.File, bool) {
 	f, ok := w.(*os.File)
 	if !ok {
-		return nil
+		return nil, false
 	}
 	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+	return f, err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// newBar returns a progress bar on w when w is a terminal, else nil.
+func newBar(w io.Writer, total int) *progressbar.ProgressBar {
+	f, ok := terminal(w)
+	if !ok {
 		return nil
 	}
 	return progressbar.NewOptions(total,
