@@ -3,6 +3,8 @@
 package hostops
 
 import (
+	"golang.org/x/sys/unix"
+
 	"io/fs"
 	"time"
 )
@@ -17,9 +19,13 @@ func (h *Host) Stat(path string) (Info, error) {
 		return Info{}, err
 	}
 	defer p.close()
-	st := &p.st
+	return infoOf(p.path, &p.st), nil
+}
+
+// infoOf describes st, naming it p.
+func infoOf(p string, st *unix.Stat_t) Info {
 	return Info{
-		Path:    p.path,
+		Path:    p,
 		Type:    kindOf(st.Mode),
 		Size:    st.Size,
 		Mode:    fs.FileMode(st.Mode) & fs.ModePerm,
@@ -27,5 +33,5 @@ func (h *Host) Stat(path string) (Info, error) {
 		GID:     int64(st.Gid),
 		Nlink:   int64(st.Nlink),
 		ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
-	}, nil
+	}
 }

@@ -13,7 +13,6 @@ package hostops
 import (
 	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"sort"
@@ -335,20 +334,6 @@ func (h *Host) ListVisible(path string) ([]Visible, error) {
 
 // path2 joins a canonical directory path and a name.
 func path2(dir, name string) string { return path.Join(dir, name) }
-
-// infoOf describes st as Stat does, naming it p.
-func infoOf(p string, st *unix.Stat_t) Info {
-	return Info{
-		Path:    p,
-		Type:    kindOf(st.Mode),
-		Size:    st.Size,
-		Mode:    fs.FileMode(st.Mode) & fs.ModePerm,
-		UID:     int64(st.Uid),
-		GID:     int64(st.Gid),
-		Nlink:   int64(st.Nlink),
-		ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
-	}
-}
 
 // IsKind reports whether err is a hostops error of kind.
 func IsKind(err error, kind string) bool {
