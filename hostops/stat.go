@@ -3,10 +3,10 @@
 package hostops
 
 import (
-	"golang.org/x/sys/unix"
-
 	"io/fs"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Stat describes the object at path (action "stat"). Symlinks are
